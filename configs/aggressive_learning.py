@@ -1,0 +1,28 @@
+"""aggressive_learning: High learning rate and big batches with a step schedule.
+
+Prototype grid point (../shared/SEED_FACTS.md, Phase 3.1). Shared with every
+grid point: clip at global norm 1.0, early stopping on validation character
+accuracy (patience 8, min_delta 0.001), a checkpoint every 5 epochs keeping 3,
+a log line every 25 steps.
+
+  python -m ocr_jax.main --config=configs/aggressive_learning.py --workdir=runs/aggressive_learning
+"""
+
+from configs import base
+
+
+def get_config(arg=None):
+  """Returns the aggressive_learning configuration (arg 'tiny': smoke run)."""
+  config = base.get_config()
+  config.model = 'medium'
+  config.batch_size = 128
+  config.learning_rate = 0.003
+  config.weight_decay = 0.0002
+  config.num_epochs = 35
+  config.loss = 'cross_entropy'
+  config.label_smoothing = 0.15
+  config.optimizer = 'adamw'
+  config.schedule = 'step'
+  config.step_decay_epochs = 10
+  config.step_decay_factor = 0.5
+  return base.shrink_if_tiny(config, arg)

@@ -1,0 +1,44 @@
+"""Trains and evaluates an ocr_jax experiment.
+
+  python -m ocr_jax.main --config=configs/conservative_small.py \
+      --workdir=runs/conservative_small [--config.batch_size=16]
+
+Rerunning with the same workdir resumes from its latest checkpoint. Set
+OCR_JAX_DISTRIBUTED=1 on every host of a multi-host job (e.g. a TPU pod
+slice) to call jax.distributed.initialize() first.
+"""
+
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('workdir', None, 'Directory for checkpoints and logs.')
+config_flags.DEFINE_config_file(
+    'config', None, 'Experiment configuration file.', lock_config=True)
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  # Imported here so that --help stays fast and TF sees the env var below.
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  import jax  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from ocr_jax import train  # pylint: disable=g-import-not-at-top
+
+  # tf.data only feeds the host; keep TensorFlow off any accelerator.
+  tf.config.set_visible_devices([], 'GPU')
+  if os.environ.get('OCR_JAX_DISTRIBUTED'):
+    jax.distributed.initialize()
+  logging.info('JAX process %d/%d, local devices: %s', jax.process_index(),
+               jax.process_count(), jax.local_devices())
+  train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,394 @@
+"""Training and evaluation loop: `train_and_evaluate(config, workdir)`.
+
+One epoch = `steps_per_epoch` jitted training steps on data drawn from a
+pipeline seeded by (seed, epoch), then a full validation pass. Checkpoints are
+written at epoch boundaries only, so a killed run resumes from its last
+checkpoint and replays exactly the same steps: same data order, same dropout
+keys (folded from the step), same schedule, plateau and early-stopping state.
+"""
+
+import functools
+import json
+import os
+import time
+from typing import Any, Callable
+
+from absl import logging
+from clu import metric_writers
+import flax
+from flax.training import train_state
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+
+from ocr_jax import charset
+from ocr_jax import decode
+from ocr_jax import evaluation
+from ocr_jax import input_pipeline
+from ocr_jax import losses
+from ocr_jax import models
+from ocr_jax import optim
+from ocr_jax import sharding
+
+
+class TrainState(train_state.TrainState):
+  batch_stats: Any
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The training loss became NaN or infinite."""
+
+
+# --- Step functions -----------------------------------------------------------
+
+
+def compute_loss(logits, paddings, batch, config, kind):
+  """Mean training loss of one batch.
+
+  Args:
+    logits: [batch, steps, vocab] model outputs.
+    paddings: [batch, time] CTC frame paddings (None for attention models).
+    batch: dict with 'labels' [batch, max_len + 1] and 'label_length' [batch].
+    config: the loss fields of the experiment config.
+    kind: 'attention' or 'ctc'.
+  """
+  labels, lengths = batch['labels'], batch['label_length']
+  if kind == 'ctc':
+    per_example = losses.ctc_loss(logits, paddings, labels, lengths,
+                                  blank_id=charset.BLANK_ID)
+    return jnp.mean(per_example)
+  # Attention targets are the characters followed by EOS.
+  positions = jnp.arange(labels.shape[1])[None, :]
+  mask = (positions <= lengths[:, None]).astype(jnp.float32)
+  if config.loss == 'focal':
+    loss_sum, weight = losses.focal_loss(logits, labels, mask,
+                                         alpha=config.focal_alpha,
+                                         gamma=config.focal_gamma)
+  else:
+    loss_sum, weight = losses.masked_cross_entropy(
+        logits, labels, mask, label_smoothing=config.label_smoothing)
+  return loss_sum / jnp.maximum(weight, 1.0)
+
+
+def decoder_inputs_for(labels):
+  """Teacher-forcing inputs: BOS followed by the targets shifted right."""
+  bos = jnp.full((labels.shape[0], 1), charset.BOS_ID, labels.dtype)
+  return jnp.concatenate([bos, labels[:, :-1]], axis=1)
+
+
+def train_step(state, batch, rng, *, model, config, kind, learning_rate_fn):
+  """One optimisation step; returns the new state and scalar metrics."""
+  dropout_rng = jax.random.fold_in(rng, state.step)
+  decoder_inputs = (decoder_inputs_for(batch['labels'])
+                    if kind == 'attention' else None)
+
+  def loss_fn(params):
+    (logits, paddings), updates = model.apply(
+        {'params': params, 'batch_stats': state.batch_stats},
+        batch['image'], batch['width'], decoder_inputs, train=True,
+        rngs={'dropout': dropout_rng}, mutable=['batch_stats'])
+    loss = compute_loss(logits, paddings, batch, config, kind)
+    return loss, updates['batch_stats']
+
+  (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params)
+  new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+  lr = learning_rate_fn(state.step) * optim.get_lr_scale(state.opt_state)
+  metrics = {'loss': loss, 'grad_norm': optax.global_norm(grads),
+             'learning_rate': lr}
+  return new_state, metrics
+
+
+def predict_step(state, batch, *, model, max_length, beam_size):
+  """Decoded ids [batch, max_length + 1] and line confidences [batch]."""
+  variables = {'params': state.params, 'batch_stats': state.batch_stats}
+  if beam_size > 1:
+    ids, scores = decode.beam_search_decode(
+        model, variables, batch['image'], batch['width'], max_length,
+        beam_size)
+    return ids, jnp.exp(scores)
+  ids, confidences = decode.greedy_decode(
+      model, variables, batch['image'], batch['width'], max_length)
+  return ids, jnp.prod(jnp.where(ids == charset.PAD_ID, 1.0, confidences),
+                       axis=-1)
+
+
+# --- State and checkpoints ----------------------------------------------------
+
+
+def create_train_state(config, model, rng, learning_rate_fn):
+  """Initialises parameters, batch statistics and the optimizer."""
+  images = jnp.zeros((1, config.image_height, config.image_width, 3))
+  widths = jnp.full((1,), config.image_width, jnp.int32)
+  decoder_inputs = jnp.zeros((1, config.max_label_length + 1), jnp.int32)
+  params_rng, dropout_rng = jax.random.split(rng)
+  variables = jax.jit(functools.partial(model.init, train=False))(
+      {'params': params_rng, 'dropout': dropout_rng}, images, widths,
+      decoder_inputs)
+  return TrainState.create(
+      apply_fn=model.apply, params=variables['params'],
+      batch_stats=variables.get('batch_stats', {}),
+      tx=optim.create_optimizer(config, learning_rate_fn))
+
+
+def create_checkpoint_managers(workdir, config):
+  """Recent checkpoints for resuming, and the best one for inference."""
+  recent = ocp.CheckpointManager(
+      os.path.join(workdir, 'checkpoints'),
+      options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints,
+                                           create=True))
+  best = ocp.CheckpointManager(
+      os.path.join(workdir, 'best'),
+      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+  return recent, best
+
+
+def save_checkpoint(manager, epoch, state, host_state, config):
+  manager.save(epoch, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state),
+      host=ocp.args.JsonSave(host_state),
+      config=ocp.args.JsonSave(config.to_dict())))
+
+
+def restore_checkpoint(manager, epoch, state):
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+  restored = manager.restore(epoch, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract),
+      host=ocp.args.JsonRestore()))
+  return restored['state'], restored['host']
+
+
+# --- Logging helpers ----------------------------------------------------------
+
+
+class JsonlWriter:
+  """Appends one JSON object per record to workdir/metrics.jsonl."""
+
+  def __init__(self, path):
+    self._path = path
+
+  def write(self, record):
+    with open(self._path, 'a', encoding='utf-8') as f:
+      f.write(json.dumps(record, ensure_ascii=False) + '\n')
+
+
+def format_eta(seconds):
+  seconds = int(max(seconds, 0))
+  return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s'
+
+
+def check_finite(loss, step, workdir):
+  if not np.isfinite(loss):
+    raise NonFiniteLossError(
+        f'non-finite training loss {loss} at step {step}; training stopped. '
+        f'The last good checkpoint is intact in '
+        f'{os.path.join(workdir, "checkpoints")}; lower the learning rate or '
+        'enable gradient clipping, then rerun to resume from it.')
+
+
+# --- Main loop ----------------------------------------------------------------
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       epoch_callback: Callable[[int], None] | None = None
+                       ) -> TrainState:
+  """Trains `config.model` on `config.dataset`, evaluating every epoch.
+
+  Args:
+    config: an experiment configuration (see configs/base.py).
+    workdir: where checkpoints, logs, metrics.jsonl and results.json go; an
+      existing workdir is resumed from its latest checkpoint.
+    epoch_callback: called with the epoch number after each epoch's
+      checkpoint (tests use it to simulate a crash).
+
+  Returns:
+    The final training state.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  vocab = charset.get_vocabulary(config.vocabulary)
+  kind = models.model_kind(config.model)
+  if (kind == 'ctc') != (config.loss == 'ctc'):
+    raise ValueError(f'config.loss={config.loss!r} does not fit the '
+                     f'{kind} model {config.model!r}; CTC models need '
+                     "loss='ctc' and attention models 'cross_entropy' or "
+                     "'focal'")
+  model = models.create_model(
+      config.model, vocab_size=vocab.size, dtype=jnp.dtype(config.dtype),
+      conv_impl=config.conv_impl, dropout_rate=config.dropout_rate)
+  writer = metric_writers.create_default_writer(
+      workdir, just_logging=jax.process_index() > 0)
+  jsonl = JsonlWriter(os.path.join(workdir, 'metrics.jsonl'))
+
+  # --- Data ---
+  input_pipeline.ensure_built(config, data_dir=config.data_dir)
+  num_train = input_pipeline.num_examples(config, config.train_split,
+                                          data_dir=config.data_dir)
+  steps_per_epoch = (config.steps_per_epoch if config.steps_per_epoch > 0
+                     else num_train // config.batch_size)
+  total_steps = steps_per_epoch * config.num_epochs
+  eval_data = {
+      split: input_pipeline.create_eval_dataset(config, split,
+                                                data_dir=config.data_dir)
+      for split in (config.eval_split, config.test_split)}
+
+  # --- State, resumed when the workdir has a checkpoint ---
+  mesh = sharding.create_mesh()
+  rng = jax.random.key(config.seed)
+  learning_rate_fn = optim.create_learning_rate_fn(config, steps_per_epoch)
+  state = create_train_state(config, model, rng, learning_rate_fn)
+  param_count = sum(x.size for x in jax.tree.leaves(state.params))
+  plateau = optim.PlateauScheduler.from_config(config)
+  stopper = optim.EarlyStopping.from_config(config)
+  recent_mgr, best_mgr = create_checkpoint_managers(workdir, config)
+  host = {'epoch': 0, 'history': [], 'epoch_seconds': [],
+          'compile_seconds': None, 'best': None}
+  if recent_mgr.latest_step() is not None:
+    state, host = restore_checkpoint(recent_mgr, recent_mgr.latest_step(),
+                                     state)
+    plateau.load_state_dict(host['plateau'])
+    stopper.load_state_dict(host['early_stopping'])
+    logging.info('Resumed from epoch %d in %s', host['epoch'], workdir)
+  state = sharding.replicate(state, mesh)
+  logging.info('Model %s: %d parameters; %d steps per epoch', config.model,
+               param_count, steps_per_epoch)
+
+  p_train_step = jax.jit(
+      functools.partial(train_step, model=model, config=config, kind=kind,
+                        learning_rate_fn=learning_rate_fn),
+      donate_argnums=0)
+  p_predict_step = jax.jit(functools.partial(
+      predict_step, model=model, max_length=config.max_label_length,
+      beam_size=1))
+
+  def evaluate_split(split, state, beam_size=1):
+    step_fn = p_predict_step if beam_size == 1 else jax.jit(functools.partial(
+        predict_step, model=model, max_length=config.max_label_length,
+        beam_size=beam_size))
+    return evaluation.evaluate(
+        lambda batch: step_fn(state, sharding.shard_batch(batch, mesh)),
+        eval_data[split], vocab, num_samples=config.num_samples)
+
+  # --- Training loop ---
+  start_epoch = host['epoch']
+  stop = host.get('stopped_early', False)
+  train_start = time.time()
+  for epoch in range(start_epoch + 1, config.num_epochs + 1):
+    if stop:
+      break
+    epoch_start = time.time()
+    batches = input_pipeline.create_train_iterator(
+        config, data_dir=config.data_dir, seed=config.seed * 100003 + epoch)
+    window_start, window_steps, loss_sum = time.time(), 0, 0.0
+    for step_in_epoch in range(steps_per_epoch):
+      batch = sharding.shard_batch(next(batches), mesh)
+      step = (epoch - 1) * steps_per_epoch + step_in_epoch
+      state, step_metrics = p_train_step(state, batch, rng)
+      if host['compile_seconds'] is None:
+        jax.block_until_ready(step_metrics)
+        host['compile_seconds'] = time.time() - epoch_start
+        window_start = time.time()
+        continue
+      window_steps += 1
+      if (step + 1) % config.log_every_steps == 0:
+        scalars = jax.device_get(step_metrics)
+        check_finite(float(scalars['loss']), step + 1, workdir)
+        rate = window_steps / (time.time() - window_start)
+        remaining = total_steps - (step + 1)
+        writer.write_scalars(step + 1, {**scalars, 'steps_per_sec': rate})
+        logging.info('epoch %d/%d step %d/%d loss %.4f lr %.2e %.2f steps/s '
+                     'ETA %s', epoch, config.num_epochs, step + 1, total_steps,
+                     scalars['loss'], scalars['learning_rate'], rate,
+                     format_eta(remaining / max(rate, 1e-9)))
+        window_start, window_steps = time.time(), 0
+    last_loss = float(jax.device_get(step_metrics['loss']))
+    check_finite(last_loss, int(state.step), workdir)
+    train_seconds = time.time() - epoch_start
+    host['epoch_seconds'].append(train_seconds)
+
+    # --- Evaluation, schedule, early stopping ---
+    scores, samples = evaluate_split(config.eval_split, state)
+    value = scores[config.monitor_metric]
+    scale = plateau.update(value)
+    if config.schedule == 'plateau':
+      state = state.replace(
+          opt_state=optim.set_lr_scale(state.opt_state, scale))
+    stop = stopper.update(value)
+    improved = stopper.best_epoch_count == stopper.num_updates
+    record = {'epoch': epoch, 'step': int(state.step),
+              'train_loss': last_loss, 'epoch_seconds': train_seconds,
+              'wall_seconds': time.time() - train_start,
+              'lr_scale': scale,
+              **{f'val_{k}': v for k, v in scores.items()
+                 if not isinstance(v, (dict, list))}}
+    host['history'].append(record)
+    jsonl.write(record)
+    writer.write_scalars(int(state.step), {
+        k: v for k, v in record.items() if k not in ('epoch', 'step')})
+    writer.write_texts(int(state.step), {'samples': evaluation.format_samples(
+        samples)})
+    logging.info('epoch %d: val char_accuracy %.4f seq_accuracy %.4f '
+                 '(%.1f s/epoch)%s', epoch, scores['char_accuracy'],
+                 scores['seq_accuracy'], train_seconds,
+                 ' best' if improved else '')
+    host.update(epoch=epoch, plateau=plateau.state_dict(),
+                early_stopping=stopper.state_dict(), stopped_early=stop)
+    if improved:
+      host['best'] = {'epoch': epoch, **record}
+      save_checkpoint(best_mgr, epoch, state, host, config)
+    if (epoch % config.checkpoint_every_epochs == 0 or stop
+        or epoch == config.num_epochs):
+      save_checkpoint(recent_mgr, epoch, state, host, config)
+    writer.flush()
+    if epoch_callback is not None:
+      recent_mgr.wait_until_finished()
+      best_mgr.wait_until_finished()
+      epoch_callback(epoch)
+
+  recent_mgr.wait_until_finished()
+  best_mgr.wait_until_finished()
+  results = final_evaluation(config, workdir, state, host, best_mgr,
+                             evaluate_split, param_count)
+  writer.flush()
+  logging.info('Results: %s', json.dumps(results['best_validation']))
+  return state
+
+
+def final_evaluation(config, workdir, state, host, best_mgr, evaluate_split,
+                     param_count):
+  """Scores the final and the best state; writes results.json and samples."""
+  final_val, _ = evaluate_split(config.eval_split, state, config.beam_size)
+  best_state = state
+  if best_mgr.latest_step() is not None:
+    best_state, _ = restore_checkpoint(best_mgr, best_mgr.latest_step(),
+                                       state)
+  best_val, _ = evaluate_split(config.eval_split, best_state, config.beam_size)
+  test, samples = evaluate_split(config.test_split, best_state,
+                                 config.beam_size)
+  evaluation.save_samples_png(samples,
+                              os.path.join(workdir, 'samples.png'))
+  seconds = host['epoch_seconds']
+  results = {
+      'experiment': config.get('name', None) or os.path.basename(
+          os.path.normpath(workdir)),
+      'config': config.to_dict(),
+      'status': 'finished',
+      'epochs_run': host['epoch'],
+      'stopped_early': bool(host.get('stopped_early', False)),
+      'best_epoch': (host['best'] or {}).get('epoch'),
+      'best_validation': best_val,
+      'final_validation': final_val,
+      'test': test,
+      'seconds_per_epoch': float(np.median(seconds)) if seconds else None,
+      'compile_seconds': host['compile_seconds'],
+      'wall_seconds': float(sum(seconds)),
+      'parameters': int(param_count),
+      'history': host['history'],
+  }
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, 'results.json'), 'w',
+              encoding='utf-8') as f:
+      json.dump(results, f, indent=1, ensure_ascii=False, default=float)
+  return results
