@@ -1,0 +1,206 @@
+"""Tests for ocr_jax.image_io: every mode reads, every bad file fails cleanly."""
+
+import io
+import os
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from ocr_jax import image_io
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+  crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+  return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', crc)
+
+
+def write_huge_png(path, width=20000, height=20000):
+  """A valid all-black greyscale PNG of width x height, about 400 KB."""
+  compressor = zlib.compressobj(1)
+  row = bytes(width + 1)  # Filter byte 0, then the pixels.
+  data = b''.join(compressor.compress(row) for _ in range(height))
+  data += compressor.flush()
+  header = struct.pack('>IIBBBBB', width, height, 8, 0, 0, 0, 0)
+  with open(path, 'wb') as f:
+    f.write(b'\x89PNG\r\n\x1a\n' + _png_chunk(b'IHDR', header) +
+            _png_chunk(b'IDAT', data) + _png_chunk(b'IEND', b''))
+
+
+def write_bmp_header(path, width, height):
+  """A BMP whose header claims width x height but holds no pixels."""
+  info = struct.pack('<IiiHHIIiiII', 40, width, height, 1, 24, 0, 0, 2835,
+                     2835, 0, 0)
+  header = b'BM' + struct.pack('<IHHI', 54 + 3 * width * height, 0, 0, 54)
+  with open(path, 'wb') as f:
+    f.write(header + info)
+
+
+def _text_image(mode='RGB', size=(60, 20)):
+  rgb = Image.new('RGB', size, (255, 255, 255))
+  rgb.paste((0, 0, 0), (10, 5, 50, 15))
+  return rgb if mode == 'RGB' else rgb.convert(mode)
+
+
+def _roundtrip(image, fmt, **kwargs):
+  buffer = io.BytesIO()
+  image.save(buffer, fmt, **kwargs)
+  return buffer.getvalue()
+
+
+@pytest.mark.parametrize('mode,fmt', [
+    ('RGB', 'PNG'), ('RGB', 'JPEG'), ('L', 'PNG'), ('L', 'JPEG'),
+    ('1', 'PNG'), ('1', 'BMP'), ('P', 'PNG'), ('P', 'GIF'), ('CMYK', 'JPEG'),
+    ('CMYK', 'TIFF'), ('LA', 'PNG'), ('RGBA', 'PNG'), ('RGBA', 'WEBP'),
+    ('I;16', 'PNG'), ('I', 'TIFF'), ('F', 'TIFF'), ('YCbCr', 'JPEG'),
+])
+def test_reads_every_mode_as_rgb(mode, fmt):
+  data = _roundtrip(_text_image(mode), fmt)
+  pixels = image_io.read_image(data)
+  assert pixels.shape == (20, 60, 3) and pixels.dtype == np.uint8
+  # White background, black box, whatever the mode.
+  assert pixels[1, 1].min() > 200, (mode, fmt, pixels[1, 1])
+  assert pixels[10, 30].max() < 60, (mode, fmt, pixels[10, 30])
+
+
+def test_transparency_composites_on_white():
+  rgba = Image.new('RGBA', (8, 4), (0, 0, 0, 0))
+  rgba.putpixel((1, 1), (0, 0, 0, 255))
+  pixels = image_io.read_image(rgba)
+  np.testing.assert_array_equal(pixels[0, 0], [255, 255, 255])
+  np.testing.assert_array_equal(pixels[1, 1], [0, 0, 0])
+  palette = rgba.convert('P')
+  palette.info['transparency'] = palette.getpixel((0, 0))
+  data = _roundtrip(palette, 'PNG', transparency=palette.getpixel((0, 0)))
+  np.testing.assert_array_equal(image_io.read_image(data)[0, 0],
+                                [255, 255, 255])
+
+
+def test_sixteen_bit_scales_to_eight_bit():
+  gray = np.full((4, 4), 65535, np.uint16)
+  gray[0, 0] = 0
+  image = Image.fromarray(gray)
+  pixels = image_io.read_image(_roundtrip(image, 'PNG'))
+  assert pixels[0, 0, 0] == 0 and pixels[1, 1, 0] == 255
+
+
+def test_first_frame_and_exif_orientation():
+  frames = [Image.new('RGB', (6, 3), color) for color in ('red', 'blue')]
+  data = _roundtrip(frames[0], 'GIF', save_all=True,
+                    append_images=frames[1:])
+  pixels = image_io.read_image(data)
+  assert pixels[0, 0, 0] > 200 and pixels[0, 0, 2] < 50
+  exif = Image.Exif()
+  exif[0x0112] = 6  # Rotated 90 degrees: width and height swap.
+  data = _roundtrip(Image.new('RGB', (40, 10), 'white'), 'JPEG', exif=exif)
+  assert image_io.read_image(data).shape == (40, 10, 3)
+
+
+def test_arrays_of_any_layout():
+  assert image_io.read_image(np.zeros((5, 7), np.uint8)).shape == (5, 7, 3)
+  assert image_io.read_image(np.zeros((5, 7, 1), np.float32)).shape == (5,
+                                                                        7, 3)
+  ones = image_io.read_image(np.ones((2, 3, 3), np.float64))
+  assert ones.min() == 255
+  with pytest.raises(image_io.ImageReadError, match='shape'):
+    image_io.read_image(np.zeros((5, 7, 2), np.uint8))
+  with pytest.raises(image_io.ImageReadError, match='NaN'):
+    image_io.read_image(np.full((2, 2), np.nan))
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+  good = _roundtrip(_text_image(), 'PNG')
+  jpeg = _roundtrip(_text_image(size=(200, 80)), 'JPEG')
+  files = {
+      'empty.png': b'',
+      'truncated.png': good[:len(good) // 2],
+      'truncated.jpg': jpeg[:len(jpeg) // 2],
+      'corrupt.png': good[:40] + bytes(range(256)) * 4,
+      'text.png': b'this is not an image\n',
+      'random.bin': np.random.default_rng(0).bytes(3000),
+  }
+  for name, data in files.items():
+    (tmp_path / name).write_bytes(data)
+  write_huge_png(tmp_path / 'huge.png')
+  write_bmp_header(tmp_path / 'huge.bmp', 20000, 20000)
+  (tmp_path / 'folder.png').mkdir()
+  return tmp_path
+
+
+@pytest.mark.parametrize('name,reason', [
+    ('empty.png', 'empty file'),
+    ('truncated.png', 'truncated|corrupt'),
+    ('truncated.jpg', 'truncated'),
+    ('corrupt.png', 'corrupt'),
+    ('text.png', 'not an image'),
+    ('random.bin', 'not an image'),
+    ('huge.png', 'too large|over the'),
+    ('huge.bmp', 'too large|over the'),
+    ('folder.png', 'directory'),
+    ('missing.png', 'no such file'),
+])
+def test_bad_files_raise_image_read_error(bad_files, name, reason):
+  with pytest.raises(image_io.ImageReadError, match=reason) as info:
+    image_io.read_image(bad_files / name)
+  assert info.value.source == str(bad_files / name)
+
+
+def test_over_limit_png_is_refused_before_decoding(tmp_path):
+  path = tmp_path / 'big.png'
+  Image.new('L', (300, 200)).save(path)
+  with pytest.raises(image_io.ImageReadError, match='0 MP limit'):
+    image_io.read_image(path, max_pixels=50_000)
+
+
+def test_over_limit_jpeg_decodes_at_reduced_scale(tmp_path):
+  path = tmp_path / 'big.jpg'
+  _text_image(size=(800, 400)).save(path)
+  pixels = image_io.read_image(path, max_pixels=25_000)
+  assert pixels.shape == (100, 200, 3)  # 1/4 scale fits.
+
+
+def test_huge_image_memory_stays_bounded(bad_files):
+  code = ('import resource, sys\n'
+          'from ocr_jax import image_io\n'
+          'for name in ("huge.png", "huge.bmp"):\n'
+          '  try:\n'
+          '    image_io.read_image(sys.argv[1] + "/" + name)\n'
+          '  except image_io.ImageReadError:\n'
+          '    pass\n'
+          'print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n')
+  out = subprocess.run([sys.executable, '-c', code, str(bad_files)],
+                       check=True, capture_output=True, text=True,
+                       cwd=os.path.dirname(os.path.dirname(__file__)))
+  peak_mb = int(out.stdout.strip()) / 1024
+  assert peak_mb < 200, peak_mb  # A decoded 20000 x 20000 image is 400 MB+.
+
+
+def test_preprocess_fixed_width_centres_on_border_colour():
+  pixels = np.full((100, 50, 3), 200, np.uint8)
+  pixels[40:60, 10:40] = 0
+  image, width = image_io.preprocess(pixels, 64, 128, variable_width=False)
+  assert image.shape == (64, 128, 3) and image.dtype == np.float32
+  assert width == 128
+  fill = image_io.normalize(np.full((3,), 200, np.uint8))
+  np.testing.assert_allclose(image[:, 0], np.broadcast_to(fill, (64, 3)),
+                             atol=1e-6)
+  # Scaled by 0.64 to 32 x 64 and centred: columns 32..95 hold the image.
+  assert np.allclose(image[32, 60], image_io.normalize(
+      np.zeros(3, np.uint8)), atol=0.2)
+
+
+def test_preprocess_variable_width_pads_right_and_caps():
+  pixels = np.zeros((32, 100, 3), np.uint8)
+  image, width = image_io.preprocess(pixels, 64, 512, variable_width=True)
+  assert width == 200 and image.shape == (64, 512, 3)
+  long_line = np.zeros((10, 1000, 3), np.uint8)
+  _, width = image_io.preprocess(long_line, 64, 512, variable_width=True)
+  assert width == 512
+  thin = np.zeros((1000, 3, 3), np.uint8)
+  _, width = image_io.preprocess(thin, 64, 512, variable_width=True)
+  assert width == 1
