@@ -1,0 +1,47 @@
+"""The prototype's 7-experiment grid (Phase 3.1), one config file per point.
+
+Documentation and input of the grid runner. Each point is a file
+configs/<name>.py that starts from configs/base.py; the shared settings (clip
+at global norm 1.0, early stopping on validation character accuracy, a
+checkpoint every 5 epochs) live there. Run all 7, one after another, each in
+runs/grid/<name>, then rank them:
+
+  python -m launch.grid --grid_dir=runs/grid
+  python -m ocr_jax.report --grid_dir=runs/grid
+
+`--tiny` makes every point a seconds-long smoke run; `--override
+num_epochs=2` reproduces the prototype's 2-epoch study (its numbers are in
+shared/SEED_FACTS.md: conservative_small led with 31.2 % validation character
+accuracy, ctc_alignment_free failed).
+"""
+
+from collections.abc import Callable
+
+# In the order of the prototype's table.
+EXPERIMENTS = (
+    'baseline_optimized',
+    'aggressive_learning',
+    'conservative_small',
+    'focal_loss_experiment',
+    'ctc_alignment_free',
+    'large_model_regularized',
+    'fast_convergence',
+)
+
+
+def sweep(add: Callable[..., None]) -> None:
+  """Calls `add(name=..., config=...)` once per grid point.
+
+  Args:
+    add: receives the run name (also its workdir name) and the config file,
+      relative to the repository root.
+  """
+  for name in EXPERIMENTS:
+    add(name=name, config=f'configs/{name}.py')
+
+
+def get_runs() -> list[dict[str, str]]:
+  """Returns the grid as a list of {'name', 'config'} dicts."""
+  runs = []
+  sweep(lambda **run: runs.append(run))
+  return runs

@@ -1,0 +1,1 @@
+"""Launch helpers: the experiment grid runner and per-worker setup."""
