@@ -36,7 +36,8 @@ from PIL import ImageOps
 # Largest image decoded at full resolution, in pixels (50 megapixels).
 DEFAULT_MAX_PIXELS = 50_000_000
 
-# ImageNet normalisation, as in ocr_jax.input_pipeline.
+# ImageNet normalisation, as ocr_jax.input_pipeline.IMAGENET_MEAN/_STD
+# (repeated so that reading needs no TensorFlow).
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
@@ -266,12 +267,14 @@ def border_color(pixels: np.ndarray) -> np.ndarray:
 
 
 def _resize(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+  """Antialiased bilinear resize (as tf.image.resize(antialias=True))."""
   if pixels.shape[1] == width and pixels.shape[0] == height:
     return pixels
   image = Image.fromarray(pixels)
-  # Shrink by an integer factor first: fast and bounded for huge inputs.
+  # A huge image is first shrunk by an integer factor (a box filter): fast,
+  # and it bounds the cost of the bilinear filter.
   factor = min(pixels.shape[1] // max(width, 1),
-               pixels.shape[0] // max(height, 1))
+               pixels.shape[0] // max(height, 1)) // 4
   if factor >= 2:
     image = image.reduce(factor)
   return np.asarray(image.resize((width, height), Image.BILINEAR))
@@ -281,7 +284,7 @@ def fit_size(image_width: int, image_height: int, height: int, width: int,
              variable_width: bool) -> tuple[int, int]:
   """The (width, height) an image is resized to before padding."""
   if variable_width:
-    new_width = round(image_width * height / image_height)
+    new_width = int(np.round(image_width * height / image_height))
     return max(1, min(width, new_width)), height
   scale = min(height / image_height, width / image_width)
   return (max(1, min(width, round(image_width * scale))),
@@ -290,13 +293,19 @@ def fit_size(image_width: int, image_height: int, height: int, width: int,
 
 def preprocess(image: np.ndarray, height: int, width: int,
                variable_width: bool) -> tuple[np.ndarray, int]:
-  """Resizes and normalises RGB pixels the way the training pipeline does.
+  """Resizes and normalises RGB pixels as the training data looked.
 
-  Fixed-width models (digits): the image is fitted into height x width,
-  keeping its aspect ratio, and centred on a canvas filled with the median
-  colour of its border. Variable-width models (text lines): the image is
-  resized to `height` keeping its aspect ratio, its width capped at `width`
-  (a longer line is squeezed), and padded on the right up to `width`.
+  Variable-width models (text lines), exactly as
+  `input_pipeline.decode_image` + `normalize_batch`: the image is resized to
+  `height` keeping its aspect ratio (antialiased bilinear), its width capped
+  at `width` (a longer line is squeezed), normalised, and zero-padded on the
+  right up to `width`; the true width is returned.
+
+  Fixed-size models (digit strings, trained on height x width renders with
+  background all around the text): the image is fitted into height x width
+  keeping its aspect ratio and centred on a canvas filled with the median
+  colour of its border, so the model sees no padding it was never trained
+  on; the width returned is the full `width`, as in training.
 
   Args:
     image: [h, w, 3] uint8 RGB pixels (from `read_image`).
@@ -306,23 +315,21 @@ def preprocess(image: np.ndarray, height: int, width: int,
 
   Returns:
     ([height, width, 3] float32 pixels normalised with the ImageNet mean and
-    std, the width in pixels covered by the image, padding excluded).
+    std, the width in pixels covered by the image).
   """
   new_width, new_height = fit_size(image.shape[1], image.shape[0], height,
                                    width, variable_width)
   resized = _resize(image, new_width, new_height)
-  fill = border_color(resized)
-  canvas = np.empty((height, width, 3), np.uint8)
-  canvas[...] = fill
   if variable_width:
-    canvas[:, :new_width] = resized
-    true_width = new_width
-  else:
-    top = (height - new_height) // 2
-    left = (width - new_width) // 2
-    canvas[top:top + new_height, left:left + new_width] = resized
-    true_width = width
-  return normalize(canvas), true_width
+    output = np.zeros((height, width, 3), np.float32)
+    output[:, :new_width] = normalize(resized)
+    return output, new_width
+  canvas = np.empty((height, width, 3), np.uint8)
+  canvas[...] = border_color(resized)
+  top = (height - new_height) // 2
+  left = (width - new_width) // 2
+  canvas[top:top + new_height, left:left + new_width] = resized
+  return normalize(canvas), width
 
 
 def normalize(pixels: np.ndarray) -> np.ndarray:

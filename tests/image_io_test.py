@@ -198,9 +198,32 @@ def test_preprocess_variable_width_pads_right_and_caps():
   pixels = np.zeros((32, 100, 3), np.uint8)
   image, width = image_io.preprocess(pixels, 64, 512, variable_width=True)
   assert width == 200 and image.shape == (64, 512, 3)
+  assert np.all(image[:, 200:] == 0)  # Zero after normalisation.
+  np.testing.assert_allclose(image[:, :200], image_io.normalize(
+      np.zeros((64, 200, 3), np.uint8)))
   long_line = np.zeros((10, 1000, 3), np.uint8)
   _, width = image_io.preprocess(long_line, 64, 512, variable_width=True)
   assert width == 512
   thin = np.zeros((1000, 3, 3), np.uint8)
   _, width = image_io.preprocess(thin, 64, 512, variable_width=True)
   assert width == 1
+
+
+def test_preprocess_matches_the_training_pipeline():
+  tf = pytest.importorskip('tensorflow')
+  from ocr_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  for height, width in [(30, 100), (64, 200), (100, 700), (20, 1000)]:
+    noise = Image.fromarray(rng.integers(0, 256, (height, width, 3),
+                                         np.uint8))
+    pixels = np.asarray(noise.resize((width // 4, height // 4)).resize(
+        (width, height)))
+    image, true_width = input_pipeline.decode_image(
+        tf.constant(_roundtrip(Image.fromarray(pixels), 'PNG')), 64, 512)
+    expected = input_pipeline.normalize_batch(
+        tf.cast(image[None], tf.float32) / 255.0, true_width[None])[0]
+    mine, mine_width = image_io.preprocess(pixels, 64, 512,
+                                           variable_width=True)
+    assert mine_width == int(true_width)
+    # Within one grey level (1 / 255 / std) of TensorFlow's resize.
+    np.testing.assert_allclose(mine, expected.numpy(), atol=0.018)
