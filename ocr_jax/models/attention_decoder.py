@@ -1,0 +1,189 @@
+"""LSTM decoder with additive (Bahdanau) attention.
+
+One `DecoderCell` step: embed the previous token, attend over the encoder
+memory with the top LSTM layer's previous state as the query, feed
+[embedding; context] through the LSTM stack, and predict the next token from
+[output; context]. `AttentionDecoder` runs the cell over a whole teacher-forced
+sequence with `nn.scan`; the decoding functions in `ocr_jax.decode` call the
+same cell one step at a time. The attention keys are projected once per
+sequence, outside the scan.
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Dtype = Any
+Carry = tuple[tuple[jax.Array, jax.Array], ...]
+
+_MASKED = -1e9
+
+
+class AdditiveAttention(nn.Module):
+  """score(q, k_t) = v . tanh(W_k k_t + W_q q + b), masked softmax over t.
+
+  Attributes:
+    attention_dim: size of the projected keys and query.
+    dtype: computation dtype.
+  """
+  attention_dim: int
+  dtype: Dtype = jnp.float32
+
+  def setup(self):
+    self.key_proj = nn.Dense(self.attention_dim, use_bias=False,
+                             dtype=self.dtype)
+    self.query_proj = nn.Dense(self.attention_dim, dtype=self.dtype)
+    self.energy = nn.Dense(1, use_bias=False, dtype=self.dtype)
+
+  def project_keys(self, memory: jax.Array) -> jax.Array:
+    """[batch, time, memory_dim] -> [batch, time, attention_dim]."""
+    return self.key_proj(memory)
+
+  def __call__(self, query: jax.Array, keys: jax.Array, values: jax.Array,
+               paddings: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Attends over the memory.
+
+    Args:
+      query: [batch, query_dim].
+      keys: [batch, time, attention_dim] from `project_keys`.
+      values: [batch, time, memory_dim].
+      paddings: [batch, time], 1.0 at padded time steps.
+
+    Returns:
+      context [batch, memory_dim] and weights [batch, time] (float32).
+    """
+    hidden = jnp.tanh(keys + self.query_proj(query)[:, None, :])
+    scores = self.energy(hidden)[..., 0].astype(jnp.float32)
+    scores = jnp.where(paddings > 0, _MASKED, scores)
+    weights = jax.nn.softmax(scores, axis=-1)
+    context = jnp.einsum('bt,btd->bd', weights.astype(values.dtype), values)
+    return context, weights
+
+
+class DecoderCell(nn.Module):
+  """One decoder step.
+
+  Attributes:
+    vocab_size: output classes (also the embedding table size).
+    hidden: LSTM units and embedding size.
+    num_layers: stacked LSTM layers.
+    attention_dim: additive attention size.
+    dropout_rate: dropout between LSTM layers and before the output layer.
+    dtype: computation dtype.
+  """
+  vocab_size: int
+  hidden: int
+  num_layers: int = 1
+  attention_dim: int = 128
+  dropout_rate: float = 0.1
+  dtype: Dtype = jnp.float32
+
+  def setup(self):
+    self.embed = nn.Embed(self.vocab_size, self.hidden, dtype=self.dtype)
+    self.attention = AdditiveAttention(self.attention_dim, dtype=self.dtype)
+    self.cells = [
+        nn.OptimizedLSTMCell(self.hidden, dtype=self.dtype, name=f'lstm{i}')
+        for i in range(self.num_layers)
+    ]
+    self.dropout = nn.Dropout(self.dropout_rate)
+    self.output = nn.Dense(self.vocab_size, dtype=self.dtype)
+
+  def initial_carry(self, batch_size: int) -> Carry:
+    """Zero (c, h) per layer, each [batch, hidden]."""
+    zeros = jnp.zeros((batch_size, self.hidden), self.dtype)
+    return tuple((zeros, zeros) for _ in range(self.num_layers))
+
+  def __call__(self, carry: Carry, tokens: jax.Array, keys: jax.Array,
+               values: jax.Array, paddings: jax.Array,
+               train: bool = False) -> tuple[Carry, jax.Array]:
+    """Advances one step.
+
+    Args:
+      carry: (c, h) per layer, each [batch, hidden].
+      tokens: [batch] int32, the previous tokens.
+      keys: [batch, time, attention_dim], projected memory.
+      values: [batch, time, memory_dim], the memory.
+      paddings: [batch, time], 1.0 at padded time steps.
+      train: whether dropout is active.
+
+    Returns:
+      The new carry and logits [batch, vocab_size] (float32).
+    """
+    context, _ = self.attention(carry[-1][1], keys, values, paddings)
+    x = jnp.concatenate([self.embed(tokens), context.astype(self.dtype)], -1)
+    new_carry = []
+    for i, cell in enumerate(self.cells):
+      if i:
+        x = self.dropout(x, deterministic=not train)
+      layer_carry, x = cell(carry[i], x)
+      new_carry.append(tuple(c.astype(self.dtype) for c in layer_carry))
+    x = jnp.concatenate([x, context.astype(self.dtype)], -1)
+    x = self.dropout(x, deterministic=not train)
+    logits = self.output(x).astype(jnp.float32)
+    return tuple(new_carry), logits
+
+
+class AttentionDecoder(nn.Module):
+  """Teacher-forced decoder; also exposes single steps for inference.
+
+  Attributes:
+    vocab_size: output classes.
+    hidden: LSTM units.
+    num_layers: stacked LSTM layers.
+    attention_dim: additive attention size.
+    dropout_rate: dropout rate.
+    dtype: computation dtype.
+  """
+  vocab_size: int
+  hidden: int
+  num_layers: int = 1
+  attention_dim: int = 128
+  dropout_rate: float = 0.1
+  dtype: Dtype = jnp.float32
+
+  def setup(self):
+    self.cell = DecoderCell(self.vocab_size, self.hidden, self.num_layers,
+                            self.attention_dim, self.dropout_rate, self.dtype)
+
+  def project_keys(self, memory: jax.Array) -> jax.Array:
+    """[batch, time, memory_dim] -> [batch, time, attention_dim]."""
+    return self.cell.attention.project_keys(memory)
+
+  def initial_carry(self, batch_size: int) -> Carry:
+    """Zero LSTM state for `batch_size` sequences."""
+    return self.cell.initial_carry(batch_size)
+
+  def step(self, carry: Carry, tokens: jax.Array, keys: jax.Array,
+           memory: jax.Array, paddings: jax.Array) -> tuple[Carry, jax.Array]:
+    """One inference step; see `DecoderCell.__call__`."""
+    return self.cell(carry, tokens, keys, memory, paddings, train=False)
+
+  def __call__(self, memory: jax.Array, paddings: jax.Array,
+               decoder_inputs: jax.Array, train: bool) -> jax.Array:
+    """Teacher-forced logits.
+
+    Args:
+      memory: [batch, time, memory_dim], the encoder outputs.
+      paddings: [batch, time], 1.0 at padded time steps.
+      decoder_inputs: [batch, length] int32, BOS then the label shifted
+        right.
+      train: whether dropout is active.
+
+    Returns:
+      [batch, length, vocab_size] float32 logits.
+    """
+    keys = self.project_keys(memory)
+
+    def body(cell, carry, tokens, keys, memory, paddings):
+      return cell(carry, tokens, keys, memory, paddings, train)
+
+    scan = nn.scan(body, variable_broadcast='params',
+                   split_rngs={'params': False, 'dropout': True},
+                   in_axes=(1, nn.broadcast, nn.broadcast, nn.broadcast),
+                   out_axes=1)
+    carry = self.initial_carry(decoder_inputs.shape[0])
+    _, logits = scan(self.cell, carry, decoder_inputs, keys, memory,
+                     paddings)
+    return logits
