@@ -291,6 +291,38 @@ def fit_size(image_width: int, image_height: int, height: int, width: int,
           max(1, min(height, round(image_height * scale))))
 
 
+def resize_to_height(image: np.ndarray, height: int,
+                     max_width: int | None = None) -> np.ndarray:
+  """Resizes to `height` keeping the aspect ratio, squeezing to max_width."""
+  new_width, _ = fit_size(image.shape[1], image.shape[0], height,
+                          max_width or (1 << 30), variable_width=True)
+  return _resize(image, new_width, height)
+
+
+def fit_to_canvas(image: np.ndarray, height: int, width: int,
+                  variable_width: bool) -> tuple[np.ndarray, int]:
+  """uint8 [height, width, 3] canvas and the width covered by the image.
+
+  Variable width: resized to `height` (squeezed to `width` if longer) and
+  padded on the right by repeating its last column, as
+  `input_pipeline.decode_image` does. Fixed size: fitted into the canvas
+  keeping the aspect ratio and centred on the median border colour; the
+  whole width counts as covered.
+  """
+  new_width, new_height = fit_size(image.shape[1], image.shape[0], height,
+                                   width, variable_width)
+  resized = _resize(image, new_width, new_height)
+  if variable_width:
+    edge = np.repeat(resized[:, -1:], width - new_width, axis=1)
+    return np.concatenate([resized, edge], axis=1), new_width
+  canvas = np.empty((height, width, 3), np.uint8)
+  canvas[...] = border_color(resized)
+  top = (height - new_height) // 2
+  left = (width - new_width) // 2
+  canvas[top:top + new_height, left:left + new_width] = resized
+  return canvas, width
+
+
 def preprocess(image: np.ndarray, height: int, width: int,
                variable_width: bool) -> tuple[np.ndarray, int]:
   """Resizes and normalises RGB pixels as the training data looked.
@@ -298,8 +330,8 @@ def preprocess(image: np.ndarray, height: int, width: int,
   Variable-width models (text lines), exactly as
   `input_pipeline.decode_image` + `normalize_batch`: the image is resized to
   `height` keeping its aspect ratio (antialiased bilinear), its width capped
-  at `width` (a longer line is squeezed), normalised, and zero-padded on the
-  right up to `width`; the true width is returned.
+  at `width` (a longer line is squeezed), normalised, and zeroed on the
+  right of its true width up to `width`.
 
   Fixed-size models (digit strings, trained on height x width renders with
   background all around the text): the image is fitted into height x width
@@ -317,19 +349,10 @@ def preprocess(image: np.ndarray, height: int, width: int,
     ([height, width, 3] float32 pixels normalised with the ImageNet mean and
     std, the width in pixels covered by the image).
   """
-  new_width, new_height = fit_size(image.shape[1], image.shape[0], height,
-                                   width, variable_width)
-  resized = _resize(image, new_width, new_height)
-  if variable_width:
-    output = np.zeros((height, width, 3), np.float32)
-    output[:, :new_width] = normalize(resized)
-    return output, new_width
-  canvas = np.empty((height, width, 3), np.uint8)
-  canvas[...] = border_color(resized)
-  top = (height - new_height) // 2
-  left = (width - new_width) // 2
-  canvas[top:top + new_height, left:left + new_width] = resized
-  return normalize(canvas), width
+  canvas, true_width = fit_to_canvas(image, height, width, variable_width)
+  output = normalize(canvas)
+  output[:, true_width:] = 0.0
+  return output, true_width
 
 
 def normalize(pixels: np.ndarray) -> np.ndarray:
