@@ -1,0 +1,259 @@
+"""Greedy and beam-search decoding for both model kinds.
+
+Pure functions of (model, variables, images, widths, ...); jit them with the
+model and the lengths static, e.g.
+
+  decode_fn = jax.jit(greedy_decode, static_argnums=(0, 4))
+
+Both return ids [batch, max_length + 1] int32 laid out like the attention
+targets: the characters, then EOS, then PAD. The models are reached only
+through `model.apply(..., method=...)`: `encode`, `initial_carry` and
+`decode_step` of `AttentionOCR`, and the plain call of `CTCOCR`.
+
+Attention: greedy decoding runs max_length + 1 steps from BOS and emits PAD
+after the first EOS. Beam search keeps `beam_size` hypotheses in one pool,
+alive or finished, ranked by log-probability / length ** length_penalty;
+with beam_size 1 it equals greedy decoding.
+
+CTC: greedy decoding is best path (per-frame argmax, repeats collapsed,
+blanks dropped, packed left). `beam_search_decode` for CTC is also best
+path, scored by the log-probability of that path; a prefix beam search is
+not implemented.
+"""
+
+import jax
+from jax import lax
+import jax.numpy as jnp
+
+from ocr_jax import charset
+
+_NEG_INF = -1e9
+# Ids never emitted as characters by CTC decoding.
+_CTC_DROPPED = (charset.PAD_ID, charset.EOS_ID, charset.BOS_ID,
+                charset.BLANK_ID)
+
+
+def _model_kind(model) -> str:
+  return getattr(model, 'kind')
+
+
+# --- CTC ----------------------------------------------------------------------
+
+
+def ctc_collapse(frame_ids: jax.Array, frame_probs: jax.Array,
+                 paddings: jax.Array,
+                 max_length: int) -> tuple[jax.Array, jax.Array]:
+  """Best-path CTC output from per-frame choices.
+
+  Collapses repeated ids, drops blanks (and the other special ids), packs the
+  kept ids to the left, truncates to max_length and appends EOS then PAD.
+
+  Args:
+    frame_ids: [batch, time] int32, argmax per frame.
+    frame_probs: [batch, time] float32, the probability of that argmax.
+    paddings: [batch, time], 1.0 at padded frames.
+    max_length: the longest output in characters.
+
+  Returns:
+    ids [batch, max_length + 1] int32 and confidences [batch, max_length + 1]
+    float32: the kept frame's probability per character, 1.0 for EOS/PAD.
+  """
+  batch, _ = frame_ids.shape
+  previous = jnp.pad(frame_ids, ((0, 0), (1, 0)), constant_values=-1)[:, :-1]
+  keep = (frame_ids != previous) & (paddings == 0)
+  for special in _CTC_DROPPED:
+    keep &= frame_ids != special
+  slots = max_length + 1
+  position = jnp.where(keep, jnp.cumsum(keep, axis=1) - 1, slots)
+  position = jnp.where(position < max_length, position, slots)  # Truncate.
+  rows = jnp.arange(batch)[:, None]
+  ids = jnp.full((batch, slots), charset.PAD_ID, jnp.int32)
+  ids = ids.at[rows, position].set(frame_ids.astype(jnp.int32), mode='drop')
+  probs = jnp.ones((batch, slots), jnp.float32)
+  probs = probs.at[rows, position].set(frame_probs, mode='drop')
+  length = jnp.minimum(jnp.sum(keep, axis=1), max_length)
+  ids = ids.at[jnp.arange(batch), length].set(charset.EOS_ID)
+  return ids, probs
+
+
+def _ctc_best_path(model, variables, images, widths):
+  logits, paddings = model.apply(variables, images, widths, train=False)
+  log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  frame_ids = jnp.argmax(log_probs, axis=-1)
+  frame_log_probs = jnp.max(log_probs, axis=-1)
+  return frame_ids, frame_log_probs, paddings
+
+
+# --- Attention ----------------------------------------------------------------
+
+
+def _encode(model, variables, images, widths):
+  memory, keys, paddings = model.apply(variables, images, widths,
+                                       method='encode')
+  carry = model.apply(variables, images.shape[0], method='initial_carry')
+  return carry, (memory, keys, paddings)
+
+
+def _step(model, variables, carry, tokens, encoded):
+  """(carry, log-probs [batch, vocab]) after feeding tokens [batch]."""
+  carry, logits = model.apply(variables, carry, tokens, *encoded,
+                              method='decode_step')
+  return carry, jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+
+
+def _attention_greedy(model, variables, images, widths, max_length):
+  carry, encoded = _encode(model, variables, images, widths)
+  batch = images.shape[0]
+
+  def body(state, _):
+    carry, tokens, done = state
+    carry, log_probs = _step(model, variables, carry, tokens, encoded)
+    ids = jnp.argmax(log_probs, axis=-1).astype(jnp.int32)
+    probs = jnp.exp(jnp.max(log_probs, axis=-1))
+    ids = jnp.where(done, charset.PAD_ID, ids)
+    probs = jnp.where(done, 1.0, probs)
+    return (carry, ids, done | (ids == charset.EOS_ID)), (ids, probs)
+
+  start = (carry, jnp.full((batch,), charset.BOS_ID, jnp.int32),
+           jnp.zeros((batch,), bool))
+  _, (ids, probs) = lax.scan(body, start, None, length=max_length + 1)
+  return ids.T, probs.T
+
+
+def greedy_decode(model, variables, images: jax.Array, widths: jax.Array,
+                  max_length: int) -> tuple[jax.Array, jax.Array]:
+  """Greedy decoding.
+
+  Args:
+    model: an `AttentionOCR` or `CTCOCR` (static under jit).
+    variables: {'params', 'batch_stats'}.
+    images: [batch, height, width, 3] float32.
+    widths: [batch] int32 true pixel widths.
+    max_length: the longest output in characters (static under jit).
+
+  Returns:
+    ids [batch, max_length + 1] int32 (characters, EOS, then PAD) and
+    confidences [batch, max_length + 1] float32: the probability of each
+    emitted id (attention: of the chosen token, EOS included; CTC: of the
+    kept frame), 1.0 at PAD positions (and at CTC's appended EOS).
+  """
+  if _model_kind(model) == 'ctc':
+    frame_ids, frame_log_probs, paddings = _ctc_best_path(
+        model, variables, images, widths)
+    return ctc_collapse(frame_ids, jnp.exp(frame_log_probs), paddings,
+                        max_length)
+  return _attention_greedy(model, variables, images, widths, max_length)
+
+
+def _gather_beams(tree, indices: jax.Array):
+  """Picks beams: leaves [batch, beams, ...], indices [batch, beams]."""
+  def gather(x):
+    idx = indices.reshape(*indices.shape, *([1] * (x.ndim - 2)))
+    return jnp.take_along_axis(x, idx, axis=1)
+  return jax.tree.map(gather, tree)
+
+
+def _gather_flat_beams(tree, indices: jax.Array):
+  """Picks beams: leaves [batch * beams, ...], indices [batch, beams]."""
+  batch, beams = indices.shape
+  unflatten = lambda x: x.reshape(batch, beams, *x.shape[1:])
+  flatten = lambda x: x.reshape(batch * beams, *x.shape[2:])
+  gathered = _gather_beams(jax.tree.map(unflatten, tree), indices)
+  return jax.tree.map(flatten, gathered)
+
+
+def _beam_candidates(log_probs, scores, lengths, finished, t, length_penalty):
+  """Raw and normalised scores of every (beam, token) extension.
+
+  Args:
+    log_probs: [batch, beams, vocab] of the next token.
+    scores: [batch, beams] raw log-probabilities so far.
+    lengths: [batch, beams] tokens emitted so far (EOS included).
+    finished: [batch, beams] bool.
+    t: the step (tokens emitted so far by alive beams).
+    length_penalty: exponent of the length normalisation.
+
+  Returns:
+    raw, normalised: [batch, beams * vocab]. A finished beam has a single
+    candidate (PAD, unchanged score).
+  """
+  vocab = log_probs.shape[-1]
+  pad_only = jnp.full((vocab,), _NEG_INF).at[charset.PAD_ID].set(0.0)
+  step = jnp.where(finished[..., None], pad_only, log_probs)
+  raw = scores[..., None] + step
+  new_length = jnp.where(finished, lengths, t + 1).astype(jnp.float32)
+  norm = raw / (new_length[..., None] ** length_penalty)
+  return raw.reshape(raw.shape[0], -1), norm.reshape(norm.shape[0], -1)
+
+
+def _attention_beam(model, variables, images, widths, max_length, beam_size,
+                    length_penalty):
+  batch, beams = images.shape[0], beam_size
+  repeat = lambda x: jnp.repeat(x, beams, axis=0)
+  carry, encoded = _encode(model, variables, images, widths)
+  carry, encoded = jax.tree.map(repeat, (carry, encoded))
+  slots = max_length + 1
+  # Only beam 0 is alive at the start, so the first step does not pick
+  # the same extension from identical beams.
+  init = (carry,
+          jnp.full((batch, beams, slots), charset.PAD_ID, jnp.int32),
+          jnp.tile(jnp.where(jnp.arange(beams) == 0, 0.0, _NEG_INF),
+                   (batch, 1)),
+          jnp.zeros((batch, beams), jnp.int32),
+          jnp.zeros((batch, beams), bool))
+
+  def body(state, t):
+    carry, seqs, scores, lengths, finished = state
+    previous = jnp.where(t == 0, charset.BOS_ID,
+                         seqs[:, :, jnp.maximum(t - 1, 0)]).reshape(-1)
+    carry, log_probs = _step(model, variables, carry, previous, encoded)
+    raw, norm = _beam_candidates(log_probs.reshape(batch, beams, -1), scores,
+                                 lengths, finished, t, length_penalty)
+    _, best = lax.top_k(norm, beams)
+    vocab = log_probs.shape[-1]
+    origin, token = best // vocab, (best % vocab).astype(jnp.int32)
+    carry = _gather_flat_beams(carry, origin)
+    seqs, lengths, finished = _gather_beams((seqs, lengths, finished),
+                                            origin)
+    seqs = seqs.at[:, :, t].set(jnp.where(finished, charset.PAD_ID, token))
+    lengths = jnp.where(finished, lengths, t + 1)
+    finished = finished | (token == charset.EOS_ID)
+    scores = jnp.take_along_axis(raw, best, axis=1)
+    return (carry, seqs, scores, lengths, finished), None
+
+  (_, seqs, scores, lengths, _), _ = lax.scan(body, init, jnp.arange(slots))
+  norm = scores / lengths.astype(jnp.float32) ** length_penalty
+  top = jnp.argmax(norm, axis=1)[:, None]
+  seqs, scores = _gather_beams((seqs, scores), top)
+  return seqs[:, 0], scores[:, 0]
+
+
+def beam_search_decode(model, variables, images: jax.Array, widths: jax.Array,
+                       max_length: int, beam_size: int,
+                       length_penalty: float = 0.6
+                       ) -> tuple[jax.Array, jax.Array]:
+  """Beam-search decoding (CTC: best path, see the module docstring).
+
+  Args:
+    model: an `AttentionOCR` or `CTCOCR` (static under jit).
+    variables: {'params', 'batch_stats'}.
+    images: [batch, height, width, 3] float32.
+    widths: [batch] int32 true pixel widths.
+    max_length: the longest output in characters (static under jit).
+    beam_size: hypotheses kept per image (static under jit).
+    length_penalty: hypotheses are ranked by log-probability divided by
+      length ** length_penalty (attention only; 0 ranks by log-probability).
+
+  Returns:
+    ids [batch, max_length + 1] int32 (characters, EOS, then PAD) and scores
+    [batch] float32: the log-probability of the returned sequence (of the
+    best path for CTC), so exp(scores) is its probability.
+  """
+  if _model_kind(model) == 'ctc':
+    frame_ids, frame_log_probs, paddings = _ctc_best_path(
+        model, variables, images, widths)
+    ids, _ = ctc_collapse(frame_ids, jnp.exp(frame_log_probs), paddings,
+                          max_length)
+    return ids, jnp.sum(jnp.where(paddings > 0, 0.0, frame_log_probs), -1)
+  return _attention_beam(model, variables, images, widths, max_length,
+                         beam_size, length_penalty)
