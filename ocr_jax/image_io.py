@@ -127,6 +127,10 @@ def _open_and_decode(f, name: str, max_pixels: int) -> np.ndarray:
     raise ImageReadError(name, f'image too large to decode safely ({e})'
                          ) from None
   except Image.UnidentifiedImageError:
+    kind = _sniff(f)
+    if kind:
+      raise ImageReadError(name, f'corrupt {kind} file: its header cannot be '
+                           'parsed') from None
     raise ImageReadError(name, 'not an image file (or an unsupported format)'
                          ) from None
   except Exception as e:  # pylint: disable=broad-except
@@ -135,6 +139,23 @@ def _open_and_decode(f, name: str, max_pixels: int) -> np.ndarray:
   with image:
     _check_size(image, name, max_pixels)
     return _decode(image, name)
+
+
+_SIGNATURES = (
+    (b'\x89PNG\r\n\x1a\n', 'PNG'), (b'\xff\xd8\xff', 'JPEG'),
+    (b'GIF87a', 'GIF'), (b'GIF89a', 'GIF'), (b'BM', 'BMP'),
+    (b'II*\x00', 'TIFF'), (b'MM\x00*', 'TIFF'), (b'RIFF', 'WEBP'))
+
+
+def _sniff(f) -> str | None:
+  """The format a file's first bytes claim, or None."""
+  try:
+    f.seek(0)
+    head = f.read(16)
+  except (OSError, ValueError):
+    return None
+  return next((kind for magic, kind in _SIGNATURES
+               if head.startswith(magic)), None)
 
 
 def _reason(error: Exception) -> str:

@@ -1,0 +1,201 @@
+"""Scores a model on labeled images; prints one JSON object.
+
+  python -m ocr_jax.evaluate --model=MODEL --data=DIR [--skip_invalid]
+  python -m ocr_jax.evaluate --model=MODEL --tfds=NAME:SPLIT [--data_dir=D]
+      [--beam_size=N] [--batch_size=32] [--num_worst=10] [--output=FILE]
+
+MODEL is a training workdir, an exported file or a pretrained name. DIR
+holds images and a labels.tsv (see `ocr_jax.labeled_folder`; invalid lines
+are all reported and stop the run unless --skip_invalid). NAME:SPLIT is a
+TFDS dataset of this project (e.g. khmer_digits:test, khmer_text/lines:
+validation), read through the training input pipeline with the model's own
+config, so the numbers match those of training.
+
+The JSON object (stdout, and FILE if given):
+
+  cer, char_accuracy, seq_accuracy, mean_ned, n    over all examples
+  by_length     {reference length: {n, cer, char_accuracy, seq_accuracy}}
+  worst_errors  [{path, reference, prediction, distance}], worst first
+  model, data, beam_size, seconds, images_per_second
+
+References and predictions are both normalised (`normalize_khmer`) before
+scoring (see `ocr_jax.metrics.OcrScores`). Exit status 0, 1 if the model or
+data cannot be loaded, 2 on a usage error.
+"""
+
+import argparse
+import contextlib
+import heapq
+import json
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from ocr_jax import inference
+from ocr_jax import labeled_folder
+from ocr_jax import metrics
+from ocr_jax import normalize
+
+
+class _Worst:
+  """Keeps the `size` examples with the largest edit distance."""
+
+  def __init__(self, size: int):
+    self.size = size
+    self._heap = []
+    self._count = 0
+
+  def add(self, path, reference, prediction):
+    reference = normalize.normalize_khmer(reference)
+    prediction = normalize.normalize_khmer(prediction)
+    distance = metrics.edit_distance(reference, prediction)
+    if not distance or self.size <= 0:
+      return
+    self._count += 1
+    item = (distance, -self._count, path, reference, prediction)
+    if len(self._heap) < self.size:
+      heapq.heappush(self._heap, item)
+    else:
+      heapq.heappushpop(self._heap, item)
+
+  def result(self) -> list[dict[str, Any]]:
+    return [{'path': path, 'reference': ref, 'prediction': pred,
+             'distance': distance}
+            for distance, _, path, ref, pred in sorted(self._heap,
+                                                       reverse=True)]
+
+
+def evaluate_folder(reader: inference.Reader, folder: str, *,
+                    beam_size: int = 1, skip_invalid: bool = False,
+                    num_worst: int = 10) -> dict[str, Any]:
+  """Scores `reader` on a folder with labels.tsv (see module docstring)."""
+  examples = labeled_folder.read_labeled_folder(
+      folder, reader.spec.vocabulary, skip_invalid=skip_invalid)
+  scores, worst = metrics.OcrScores(), _Worst(num_worst)
+  failed = []
+  results = reader.iter_read([e.path for e in examples], beam_size=beam_size)
+  for example, result in zip(examples, results):
+    if not result.ok:  # Changed on disk since it was checked.
+      failed.append({'path': example.path, 'error': result.error})
+    scores.update([example.text], [result.text])
+    worst.add(example.path, example.text, result.text)
+  report = scores.result()
+  report['worst_errors'] = worst.result()
+  if failed:
+    report['failed_reads'] = failed
+  return report
+
+
+def evaluate_tfds(reader: inference.Reader, name_split: str, *,
+                  data_dir: str | None = None, beam_size: int = 1,
+                  num_worst: int = 10) -> dict[str, Any]:
+  """Scores `reader` on a TFDS split through the training input pipeline."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from ocr_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  if ':' not in name_split:
+    raise ValueError(f'--tfds wants NAME:SPLIT, got {name_split!r}')
+  name, split = name_split.rsplit(':', 1)
+  config = ml_collections.ConfigDict(dict(reader.spec.config))
+  config.dataset = name
+  config.eval_batch_size = reader.batch_size
+  vocab = reader.spec.vocabulary
+  dataset = input_pipeline.create_eval_dataset(
+      config, split, data_dir=data_dir or config.get('data_dir'))
+  scores, worst = metrics.OcrScores(), _Worst(num_worst)
+  index = 0
+  for batch in dataset:
+    ids, _, _ = reader.predict_batch(batch['image'], batch['width'],
+                                     beam_size=beam_size)
+    for row in np.flatnonzero(np.asarray(batch['_mask'], bool)):
+      reference = vocab.decode(batch['labels'][row])
+      prediction = vocab.decode(ids[row])
+      scores.update([reference], [prediction])
+      worst.add(f'{name_split}[{index}]', reference, prediction)
+      index += 1
+  report = scores.result()
+  report['worst_errors'] = worst.result()
+  return report
+
+
+def evaluate_model(reader: inference.Reader, *, data: str | None = None,
+                   tfds_split: str | None = None,
+                   data_dir: str | None = None, beam_size: int = 1,
+                   skip_invalid: bool = False,
+                   num_worst: int = 10) -> dict[str, Any]:
+  """Scores on a labeled folder (`data`) or a TFDS split (`tfds_split`)."""
+  if bool(data) == bool(tfds_split):
+    raise ValueError('give exactly one of data and tfds_split')
+  if data:
+    return evaluate_folder(reader, data, beam_size=beam_size,
+                           skip_invalid=skip_invalid, num_worst=num_worst)
+  return evaluate_tfds(reader, tfds_split, data_dir=data_dir,
+                       beam_size=beam_size, num_worst=num_worst)
+
+
+def _finite(value):
+  """NaN and infinities (scores over no examples) become null in JSON."""
+  if isinstance(value, dict):
+    return {k: _finite(v) for k, v in value.items()}
+  if isinstance(value, list):
+    return [_finite(v) for v in value]
+  if isinstance(value, float) and not np.isfinite(value):
+    return None
+  return value
+
+
+def main(argv=None) -> int:
+  """Runs the command line; returns the exit status."""
+  parser = argparse.ArgumentParser(
+      prog='python -m ocr_jax.evaluate',
+      description='Scores a model on labeled images; prints one JSON object.')
+  parser.add_argument('--model', required=True,
+                      help='A training workdir, exported file or pretrained '
+                      'name.')
+  data = parser.add_mutually_exclusive_group(required=True)
+  data.add_argument('--data', help='A folder of images with labels.tsv.')
+  data.add_argument('--tfds', help='A TFDS split, as NAME:SPLIT.')
+  parser.add_argument('--data_dir', help='TFDS data directory.')
+  parser.add_argument('--beam_size', type=int, default=1)
+  parser.add_argument('--batch_size', type=int, default=32)
+  parser.add_argument('--num_worst', type=int, default=10,
+                      help='How many of the worst errors to list.')
+  parser.add_argument('--skip_invalid', action='store_true',
+                      help='Skip invalid labels.tsv lines with a warning.')
+  parser.add_argument('--output', help='Also write the JSON here.')
+  args = parser.parse_args(argv)
+  if args.beam_size < 1 or args.batch_size < 1:
+    parser.error('--beam_size and --batch_size must be >= 1')
+  # Only the JSON object goes to stdout: anything else printed on the way
+  # (e.g. TFDS building a dataset) goes to stderr.
+  with contextlib.redirect_stdout(sys.stderr):
+    try:
+      reader = inference.load_reader(args.model, batch_size=args.batch_size)
+    except (ValueError, OSError) as e:
+      sys.stderr.write(f'error: cannot load model {args.model!r}: {e}\n')
+      return 1
+    start = time.perf_counter()
+    try:
+      report = evaluate_model(reader, data=args.data, tfds_split=args.tfds,
+                              data_dir=args.data_dir,
+                              beam_size=args.beam_size,
+                              skip_invalid=args.skip_invalid,
+                              num_worst=args.num_worst)
+    except (labeled_folder.LabeledFolderError, ValueError, OSError) as e:
+      sys.stderr.write(f'error: {e}\n')
+      return 1
+  seconds = time.perf_counter() - start
+  report.update(model=args.model, data=args.data or args.tfds,
+                beam_size=args.beam_size, seconds=round(seconds, 3),
+                images_per_second=round(report['n'] / max(seconds, 1e-9), 2))
+  text = json.dumps(_finite(report), ensure_ascii=False, default=float)
+  if args.output:
+    with open(args.output, 'w', encoding='utf-8') as f:
+      f.write(text + '\n')
+  sys.stdout.write(text + '\n')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,95 @@
+"""Registry of the models shipped with ocr_jax.
+
+Each pretrained model is one file written by `ocr_jax.export` (`.ocrx`),
+installed inside this package (pyproject package-data), and read with
+
+  reader = ocr_jax.inference.Reader.from_pretrained('khmer-digits')
+  reader = ocr_jax.inference.load_reader('khmer-digits')
+  python -m ocr_jax.predict --model=khmer-digits line.png
+
+The environment variable OCR_JAX_PRETRAINED_DIR names a folder searched
+before the package (to try a model without reinstalling).
+
+To ship a model: export it (`python -m ocr_jax.export --model=WORKDIR
+--output=ocr_jax/pretrained/NAME.ocrx --weight_format=int8 --beam_sizes=1,5`)
+and add a `PretrainedModel` entry to MODELS with its file name, its SHA-256
+(`sha256sum`), the training run it came from and its test scores.
+"""
+
+import dataclasses
+import hashlib
+import importlib.resources
+import os
+from typing import Any
+
+ENV_DIR = 'OCR_JAX_PRETRAINED_DIR'
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedModel:
+  """One shipped model.
+
+  Attributes:
+    name: the name users pass (`--model=NAME`).
+    filename: the exported file inside this package.
+    description: what it reads and how it was trained.
+    vocabulary: the vocabulary name ('digits' or 'khmer').
+    sha256: hex digest of the file; checked on load when set.
+    scores: test scores recorded at export time (cer, seq_accuracy, ...).
+  """
+  name: str
+  filename: str
+  description: str
+  vocabulary: str
+  sha256: str | None = None
+  scores: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+# No trained model is shipped yet: entries are added with their files.
+MODELS: dict[str, PretrainedModel] = {}
+
+
+def register(model: PretrainedModel) -> None:
+  """Adds a model to the registry (tests and plugins use this)."""
+  MODELS[model.name] = model
+
+
+def model_path(name: str) -> str:
+  """The file of a pretrained model.
+
+  Raises:
+    ValueError: the name is not registered (the message lists the names).
+    FileNotFoundError: the file is not installed.
+    OSError: the file does not match its recorded SHA-256.
+  """
+  if name not in MODELS:
+    raise ValueError(f'unknown pretrained model {name!r}; available: '
+                     f'{sorted(MODELS) or "(none shipped yet)"}')
+  model = MODELS[name]
+  candidates = []
+  if os.environ.get(ENV_DIR):
+    candidates.append(os.path.join(os.environ[ENV_DIR], model.filename))
+  candidates.append(
+      str(importlib.resources.files(__name__).joinpath(model.filename)))
+  if os.path.isabs(model.filename):
+    candidates.insert(0, model.filename)
+  path = next((p for p in candidates if os.path.isfile(p)), None)
+  if path is None:
+    raise FileNotFoundError(
+        f'pretrained model {name!r}: {model.filename} is not installed '
+        f'(looked in {", ".join(candidates)}); reinstall ocr_jax or set '
+        f'{ENV_DIR}')
+  if model.sha256:
+    digest = _sha256(path)
+    if digest != model.sha256:
+      raise OSError(f'{path} has SHA-256 {digest}, expected {model.sha256}: '
+                    'the file is damaged or from another version')
+  return path
+
+
+def _sha256(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
+      digest.update(block)
+  return digest.hexdigest()

@@ -1,0 +1,171 @@
+"""Tests for the predict and evaluate command lines on a tiny random model."""
+
+import io
+import json
+import resource
+
+import jax
+import numpy as np
+from PIL import Image
+import pytest
+
+from ocr_jax import evaluate
+from ocr_jax import export
+from ocr_jax import inference
+from ocr_jax import predict
+# Sibling test modules (pytest puts tests/ on sys.path).
+import image_io_test  # pylint: disable=g-bad-import-order
+import inference_test  # pylint: disable=g-bad-import-order
+
+jax.config.update('jax_disable_most_optimizations', True)
+
+
+@pytest.fixture(scope='module')
+def model_file(tmp_path_factory):
+  reader = inference_test.perturb(inference.Reader.random('tiny'))
+  path = tmp_path_factory.mktemp('model') / 'tiny.ocrx'
+  return export.export_reader(reader, str(path), beam_sizes=(1, 2),
+                              platforms=('cpu',))
+
+
+def _png(pixels, mode=None):
+  image = Image.fromarray(pixels)
+  if mode:
+    image = image.convert(mode)
+  buffer = io.BytesIO()
+  image.save(buffer, 'TIFF' if mode == 'CMYK' else 'PNG')
+  return buffer.getvalue()
+
+
+@pytest.fixture
+def mixed_folder(tmp_path):
+  """Good images of several kinds and one bad file of each kind."""
+  good = inference_test.digit_image('០១២')
+  files = {
+      'a_rgb.png': _png(good),
+      'b_gray.png': _png(good, 'L'),
+      'c_cmyk.tif': _png(good, 'CMYK'),
+      'd_16bit.png': _png(good[..., 0].astype(np.uint16) * 257),
+      'e_empty.png': b'',
+      'f_truncated.png': _png(good)[:300],
+      'g_corrupt.jpg': b'\xff\xd8\xff\xe0' + bytes(range(256)) * 8,
+      'h_not_image.png': b'hello, world\n',
+  }
+  for name, data in files.items():
+    (tmp_path / name).write_bytes(data)
+  image_io_test.write_huge_png(tmp_path / 'i_huge.png')
+  return tmp_path
+
+
+def _rows(text):
+  lines = text.splitlines()
+  assert lines[0] == 'path\ttext\tconfidence\terror'
+  return [line.split('\t') for line in lines[1:]]
+
+
+def test_predict_mixed_folder_reports_each_bad_file(model_file, mixed_folder,
+                                                    capsys):
+  peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  status = predict.main([f'--model={model_file}', str(mixed_folder)])
+  peak_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  assert status == predict.EXIT_SOME_FAILED
+  rows = _rows(capsys.readouterr().out)
+  names = [row[0].rsplit('/', 1)[-1] for row in rows]
+  assert names == sorted(p.name for p in mixed_folder.iterdir())
+  assert all(len(row) == 4 for row in rows)
+  by_name = dict(zip(names, rows))
+  for name in ('a_rgb.png', 'b_gray.png', 'c_cmyk.tif', 'd_16bit.png'):
+    _, _, confidence, error = by_name[name]
+    assert error == '' and 0.0 <= float(confidence) <= 1.0, name
+  reasons = {'e_empty.png': 'empty', 'f_truncated.png': 'truncated',
+             'g_corrupt.jpg': 'corrupt', 'h_not_image.png': 'not an image',
+             'i_huge.png': 'too large'}
+  for name, reason in reasons.items():
+    _, text, confidence, error = by_name[name]
+    assert reason in error and text == '' and confidence == '', name
+  # A decoded 20000 x 20000 image would add 1.2 GB to the peak.
+  assert (peak_after - peak_before) / 1024 < 300
+
+
+def test_predict_all_good_to_a_file_with_beam_search(model_file, mixed_folder,
+                                                     tmp_path):
+  output = tmp_path / 'out.tsv'
+  paths = [str(mixed_folder / 'b_gray.png'), str(mixed_folder / 'a_rgb.png')]
+  assert predict.main([f'--model={model_file}', '--beam_size=2',
+                       f'--output={output}', *paths]) == predict.EXIT_OK
+  rows = _rows(output.read_text(encoding='utf-8'))
+  assert [row[0] for row in rows] == paths  # Input order.
+
+
+def test_predict_char_confidences_column(model_file, mixed_folder, capsys):
+  assert predict.main([f'--model={model_file}', '--char_confidences',
+                       str(mixed_folder / 'a_rgb.png')]) == 0
+  header, row = capsys.readouterr().out.splitlines()
+  assert header.endswith('\tcharacters')
+  characters = json.loads(row.split('\t')[4])
+  assert ''.join(c for c, _ in characters) == row.split('\t')[1]
+
+
+def test_predict_bad_model_and_missing_path(model_file, tmp_path, capsys):
+  assert predict.main(['--model=/no/such/model', 'x.png']) == 1
+  assert predict.main([f'--model={model_file}',
+                       str(tmp_path / 'missing.png')]) == 3
+  assert 'no such file' in capsys.readouterr().out
+
+
+def _labeled(tmp_path, texts):
+  lines = []
+  for i, text in enumerate(texts):
+    Image.fromarray(inference_test.digit_image(text, seed=i)).save(
+        tmp_path / f'{i}.png')
+    lines.append(f'{i}.png\t{text}')
+  (tmp_path / 'labels.tsv').write_text('\n'.join(lines) + '\n',
+                                       encoding='utf-8')
+  return str(tmp_path)
+
+
+def test_evaluate_folder_prints_one_json_object(model_file, tmp_path,
+                                                capsys):
+  folder = _labeled(tmp_path, ['០១២', '៣៤', '៥៦៧៨', '៩'])
+  assert evaluate.main([f'--model={model_file}', f'--data={folder}',
+                        '--num_worst=2']) == 0
+  out = capsys.readouterr().out
+  report = json.loads(out)
+  assert out.count('\n') == 1
+  for key in ('cer', 'char_accuracy', 'seq_accuracy', 'mean_ned', 'n',
+              'by_length', 'worst_errors'):
+    assert key in report
+  assert report['n'] == 4
+  assert sorted(report['by_length']) == ['1', '2', '3', '4']
+  assert len(report['worst_errors']) <= 2
+  for error in report['worst_errors']:
+    assert set(error) == {'path', 'reference', 'prediction', 'distance'}
+
+
+def test_evaluate_reports_invalid_labels(model_file, tmp_path, capsys):
+  folder = _labeled(tmp_path, ['០១', 'abc'])
+  assert evaluate.main([f'--model={model_file}', f'--data={folder}']) == 1
+  assert 'line 2' in capsys.readouterr().err
+  assert evaluate.main([f'--model={model_file}', f'--data={folder}',
+                        '--skip_invalid']) == 0
+  assert json.loads(capsys.readouterr().out)['n'] == 1
+
+
+def test_evaluate_tfds_split(model_file, tmp_path, capsys):
+  from ocr_jax import labeled_folder  # pylint: disable=g-import-not-at-top
+  (tmp_path / 'lines').mkdir()
+  folder = _labeled(tmp_path / 'lines', ['០១២', '៣៤', '៥'])
+  data_dir = str(tmp_path / 'tfds')
+  labeled_folder.build_tfds('predict_test_digits', {'test': folder},
+                            data_dir=data_dir, vocabulary='digits',
+                            fixed_width=128)
+  capsys.readouterr()
+  assert evaluate.main([f'--model={model_file}',
+                        '--tfds=predict_test_digits:test',
+                        f'--data_dir={data_dir}']) == 0
+  report = json.loads(capsys.readouterr().out)
+  assert report['n'] == 3 and report['data'] == 'predict_test_digits:test'
+  # The same images through the folder path score the same.
+  assert evaluate.main([f'--model={model_file}', f'--data={folder}']) == 0
+  assert json.loads(capsys.readouterr().out)['cer'] == pytest.approx(
+      report['cer'])
