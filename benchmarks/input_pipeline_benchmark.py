@@ -1,0 +1,117 @@
+r"""Times the training input pipeline on khmer_digits, augmentation on.
+
+  python -m benchmarks.input_pipeline_benchmark --data_dir=/tmp/tfds \
+      [--batch_size=64] [--windows=7] [--window_seconds=3] [--no_augment]
+
+Builds khmer_digits into --data_dir when it is missing (and reports the
+build time), warms the iterator up for one pass over the data (the decoded
+cache fills), then times --windows windows of --window_seconds each and
+reports the median images/s. It also reports the CPU seconds the process
+spent per image, which does not depend on how busy the machine is (the
+load average is recorded too: on a shared 2-core machine other jobs take
+cores away). Results go to --output as JSON with the machine description.
+"""
+
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+
+from absl import app
+from absl import flags
+import ml_collections
+import tensorflow as tf
+
+from ocr_jax import input_pipeline
+
+_DATA_DIR = flags.DEFINE_string('data_dir', None,
+                                'TFDS data dir (None: ~/tensorflow_datasets).')
+_BATCH = flags.DEFINE_integer('batch_size', 64, 'Batch size.')
+_WINDOWS = flags.DEFINE_integer('windows', 7, 'Timed windows.')
+_WINDOW_SECONDS = flags.DEFINE_float('window_seconds', 3.0,
+                                     'Length of one timed window.')
+_AUGMENT = flags.DEFINE_bool('augment', True, 'Augment (the target case).')
+_OUTPUT = flags.DEFINE_string(
+    'output', os.path.join(os.path.dirname(__file__), 'results',
+                           'input_pipeline.json'), 'JSON output path.')
+
+
+def machine_info() -> dict[str, object]:
+  """CPU model and count, load average, TF and Python versions."""
+  cpu = platform.processor() or 'unknown'
+  try:
+    with open('/proc/cpuinfo', encoding='utf-8') as f:
+      cpu = next(line.split(':', 1)[1].strip() for line in f
+                 if line.startswith('model name'))
+  except (OSError, StopIteration):
+    pass
+  return {'cpu': cpu, 'cpu_count': os.cpu_count(),
+          'load_average_1m': os.getloadavg()[0],
+          'tensorflow': tf.__version__, 'python': platform.python_version()}
+
+
+def _cpu_seconds() -> float:
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
+
+
+def time_windows(iterator, batch_size: int, windows: int,
+                 seconds: float) -> tuple[list[float], float]:
+  """Images/s of each window and CPU milliseconds per image overall."""
+  rates, images, cpu_start = [], 0, _cpu_seconds()
+  for _ in range(windows):
+    start, count = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+      next(iterator)
+      count += batch_size
+    rates.append(count / (time.perf_counter() - start))
+    images += count
+  return rates, 1000.0 * (_cpu_seconds() - cpu_start) / images
+
+
+def main(argv):
+  del argv
+  config = ml_collections.ConfigDict({
+      'dataset': 'khmer_digits', 'corpus_path': None,
+      'vocabulary': 'digits', 'image_height': 64, 'image_width': 128,
+      'max_label_length': 8, 'batch_size': _BATCH.value,
+      'eval_batch_size': _BATCH.value, 'augment': _AUGMENT.value,
+      'shuffle_buffer': 4000})
+  start = time.perf_counter()
+  builder = input_pipeline.ensure_built(config, _DATA_DIR.value)
+  build_seconds = time.perf_counter() - start
+  num_train = builder.info.splits['train'].num_examples
+  iterator = input_pipeline.create_train_iterator(config,
+                                                  data_dir=_DATA_DIR.value)
+  start = time.perf_counter()
+  for _ in range(num_train // _BATCH.value + 5):  # One pass: cache filled.
+    next(iterator)
+  warmup_seconds = time.perf_counter() - start
+  rates, cpu_ms = time_windows(iterator, _BATCH.value, _WINDOWS.value,
+                               _WINDOW_SECONDS.value)
+  result = {
+      'dataset': 'khmer_digits', 'augment': _AUGMENT.value,
+      'batch_size': _BATCH.value,
+      'images_per_second_median': statistics.median(rates),
+      'images_per_second_windows': rates,
+      'cpu_ms_per_image': cpu_ms,
+      'build_or_load_seconds': build_seconds,
+      'warmup_seconds': warmup_seconds,
+      'machine': machine_info(),
+  }
+  print(f"khmer_digits train pipeline, augment={_AUGMENT.value}, batch "
+        f"{_BATCH.value}: {result['images_per_second_median']:.0f} images/s "
+        f"(median of {len(rates)} windows: "
+        f"{', '.join(f'{r:.0f}' for r in rates)}); "
+        f'{cpu_ms:.3f} CPU ms per image')
+  print(f"machine: {result['machine']}")
+  os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
+  with open(_OUTPUT.value, 'w', encoding='utf-8') as f:
+    json.dump(result, f, indent=2)
+  print(f'wrote {_OUTPUT.value}')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,359 @@
+"""tf.data input pipeline: per-process split, decode, fix height, pad width.
+
+Batches are dicts of numpy arrays (B = per-process batch size):
+  image         float32 [B, H, W, 3], ImageNet mean/std normalised; columns
+                at or after `width` (and padded rows) are exactly 0.
+  width         int32 [B], true image width in pixels before padding.
+  labels        int32 [B, max_label_length + 1]: char ids, EOS, then PAD.
+  label_length  int32 [B], characters in the label (EOS excluded).
+  _mask         bool [B], True for real examples (always True in training).
+
+Images keep their aspect ratio: they are resized to `config.image_height`
+and padded on the right to exactly `config.image_width` (one static shape,
+so the model compiles once). An image wider than `config.image_width` after
+resizing is squeezed horizontally to fit.
+
+Training (`create_train_iterator`): this process's slice of 'train'
+(`tfds.split_for_jax_process`), decoded once and cached in memory when it
+fits in MAX_DECODED_CACHE_BYTES, shuffled, repeated, augmented on the fly
+when config.augment (`augment.py`: JPEG per example, the rest per batch),
+batched by config.batch_size // process_count with drop_remainder.
+Evaluation (`create_eval_dataset`): every example once, the last batch
+padded with zero rows whose `_mask` is False.
+
+Labels are encoded with `charset`; a character outside config.vocabulary,
+or a label longer than config.max_label_length, stops the pipeline with an
+error naming the character (U+XXXX) and the sample (its tfds_id).
+
+`ensure_built` builds a missing dataset in place (nothing is downloaded).
+
+Config fields read: dataset, corpus_path, vocabulary, image_height,
+image_width, max_label_length, batch_size, eval_batch_size, augment,
+shuffle_buffer.
+"""
+
+import math
+from collections.abc import Iterable, Iterator
+
+import jax
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from ocr_jax import augment
+from ocr_jax import charset
+# Importing ocr_jax.datasets (here via khmer_text) registers the builders.
+from ocr_jax.datasets import khmer_text
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Training data up to this size is cached decoded (else as PNG bytes).
+MAX_DECODED_CACHE_BYTES = 512 * 2**20
+
+
+def _builder_kwargs(config) -> dict[str, object]:
+  if config.dataset.split('/')[0] == 'khmer_text':
+    return {'corpus_path': config.get('corpus_path')}
+  return {}
+
+
+def get_builder(config, data_dir: str | None = None):
+  """The TFDS builder of `config.dataset` (with the corpus for khmer_text)."""
+  return tfds.builder(config.dataset, data_dir=data_dir,
+                      **_builder_kwargs(config))
+
+
+def ensure_built(config, data_dir: str | None = None):
+  """Builds `config.dataset` into data_dir unless it is there; no downloads.
+
+  Raises:
+    ValueError: the prepared khmer_text data came from another corpus.
+
+  Returns:
+    The prepared builder.
+  """
+  builder = get_builder(config, data_dir)
+  if not builder.is_prepared():
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  if 'corpus_path' in _builder_kwargs(config):
+    wanted = khmer_text.corpus_sha1(config.get('corpus_path'))
+    found = builder.info.metadata.get('corpus_sha1')
+    if found != wanted:
+      raise ValueError(
+          f'{config.dataset} in {builder.data_dir} was built from a '
+          f'different corpus (sha1 {found!r}, config gives {wanted!r}); '
+          'use another data_dir or delete that one.')
+  return builder
+
+
+def _label_table(vocab: charset.Vocabulary) -> tf.lookup.StaticHashTable:
+  keys = tf.constant([ord(c) for c in vocab.chars], tf.int32)
+  values = tf.range(charset.NUM_SPECIAL, vocab.size, dtype=tf.int32)
+  return tf.lookup.StaticHashTable(
+      tf.lookup.KeyValueTensorInitializer(keys, values), default_value=-1)
+
+
+def _label_error(vocab, max_length):
+  """A numpy function that raises the error explaining a bad label."""
+  def fail(text: bytes, sample: bytes) -> np.int32:
+    text, sample = text.decode('utf-8'), sample.decode('utf-8')
+    ids = vocab.encode(text, sample=sample)  # Raises OutOfVocabularyError.
+    raise ValueError(f'label {text!r} of sample {sample} has {len(ids)} '
+                     f'characters, more than max_label_length {max_length}')
+  return fail
+
+
+def encode_label(text, sample, table, vocab, max_length):
+  """Text -> (labels int32 [max_length + 1], length int32).
+
+  An unknown character or a label longer than max_length fails the input
+  pipeline with the charset error naming the character and the sample.
+  """
+  ids = table.lookup(tf.strings.unicode_decode(text, 'UTF-8'))
+  length = tf.size(ids)
+  valid = tf.logical_and(tf.reduce_all(ids >= 0), length <= max_length)
+  check = tf.cond(
+      valid, lambda: tf.constant(0, tf.int32),
+      lambda: tf.numpy_function(_label_error(vocab, max_length),
+                                [text, sample], tf.int32, stateful=True))
+  with tf.control_dependencies([check]):
+    labels = tf.concat([ids, [charset.EOS_ID]], axis=0)
+  labels = tf.pad(labels, [[0, max_length - length]],
+                  constant_values=charset.PAD_ID)
+  return tf.ensure_shape(labels, [max_length + 1]), length
+
+
+def _decode_and_fit(encoded, height: int, max_width: int):
+  """`decode_image` plus the stored image's [height, width] (int32 [2])."""
+  image = tf.io.decode_png(encoded, channels=3)
+  shape = tf.shape(image)[:2]
+  new_width = tf.cast(tf.round(tf.cast(shape[1], tf.float32) * height /
+                               tf.cast(shape[0], tf.float32)), tf.int32)
+  new_width = tf.clip_by_value(new_width, 1, max_width)
+  image = tf.cond(
+      tf.logical_and(tf.equal(shape[0], height), tf.equal(shape[1], new_width)),
+      lambda: image,
+      lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(
+          image, [height, new_width], antialias=True)), 0, 255), tf.uint8))
+  edge = tf.repeat(image[:, -1:], max_width - new_width, axis=1)
+  image = tf.concat([image, edge], axis=1)
+  return tf.ensure_shape(image, [height, max_width, 3]), new_width, shape
+
+
+def decode_image(encoded, height: int, max_width: int):
+  """PNG bytes -> (uint8 [height, max_width, 3], true width int32).
+
+  Resizes to `height` keeping the aspect (squeezing images wider than
+  max_width), then pads to max_width by repeating the last column, so
+  augmentation sees background there; `normalize_batch` zeroes it.
+  """
+  image, width, _ = _decode_and_fit(encoded, height, max_width)
+  return image, width
+
+
+def _fit_box(box, stored_shape, height: int, width):
+  """Scales a stored image's ink box [x0, y0, x1, y1) to the fitted image."""
+  stored = tf.cast(stored_shape, tf.float32)
+  sx = tf.cast(width, tf.float32) / stored[1]
+  sy = height / stored[0]
+  return tf.cast(box, tf.float32) * tf.stack([sx, sy, sx, sy])
+
+
+def normalize_batch(images, widths):
+  """float [B, H, W, 3] in [0, 1] -> ImageNet-normalised, 0 past widths."""
+  # (x - mean) / std, then the column mask, as one multiply-add.
+  columns = tf.range(tf.shape(images)[2])
+  keep = tf.cast(columns[None, :] < widths[:, None], images.dtype)
+  keep = keep[:, None, :, None]
+  scale = keep / tf.constant(IMAGENET_STD, images.dtype)
+  offset = -tf.constant(IMAGENET_MEAN, images.dtype) * scale
+  return images * scale + offset
+
+
+def _example_fn(config, vocab, table, has_box: bool):
+  """A tf.data map fn: raw example -> per-example dict (uint8 image).
+
+  `text_box` (float32 [4], the ink box in the fitted image, or the whole
+  image when the dataset stores none) only feeds augmentation;
+  `_finish_batch` drops it.
+  """
+  def fn(example):
+    image, width, stored_shape = _decode_and_fit(
+        example['image'], config.image_height, config.image_width)
+    if has_box:
+      box = example['text_box']
+    else:
+      box = tf.stack([0, 0, stored_shape[1], stored_shape[0]])
+    labels, length = encode_label(example['text'], example['tfds_id'],
+                                  table, vocab, config.max_label_length)
+    return {'image': image, 'width': width, 'labels': labels,
+            'label_length': length, '_mask': tf.constant(True),
+            'text_box': _fit_box(box, stored_shape, config.image_height,
+                                 width)}
+  return fn
+
+
+def _finish_batch(batch, augment_seed=None, noise_bank=None):
+  """uint8 batch -> float, optionally augmented, normalised and masked."""
+  batch = dict(batch)
+  boxes = batch.pop('text_box')
+  images = tf.cast(batch['image'], tf.float32) / 255.0
+  if augment_seed is not None:
+    images = augment.augment_batch(images, batch['width'], augment_seed,
+                                   noise_bank, boxes)
+  return dict(batch, image=normalize_batch(images, batch['width']))
+
+
+def _has_box(builder) -> bool:
+  return 'text_box' in builder.info.features
+
+
+def _read_split(builder, split, *, shuffle_files, seed=None):
+  """The encoded examples of this process's slice of `split`."""
+  read_config = tfds.ReadConfig(shuffle_seed=seed, add_tfds_id=True)
+  return builder.as_dataset(
+      split=tfds.split_for_jax_process(split), shuffle_files=shuffle_files,
+      read_config=read_config,
+      decoders={'image': tfds.decode.SkipDecoding()})
+
+
+def _decoded_bytes(builder, config, split: str) -> int:
+  """Memory that this process's decoded, padded examples would take."""
+  local = builder.info.splits[tfds.split_for_jax_process(split)]
+  return (local.num_examples * config.image_height * config.image_width * 3)
+
+
+def _train_examples(builder, config, example_fn, seed: int):
+  """Shuffled, repeated per-example dicts of this process's train slice."""
+  ds = _read_split(builder, 'train', shuffle_files=True, seed=seed)
+  if _decoded_bytes(builder, config, 'train') <= MAX_DECODED_CACHE_BYTES:
+    # Kept decoded, padded and encoded: later epochs only augment.
+    ds = ds.map(example_fn, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    return ds.shuffle(config.shuffle_buffer, seed=seed,
+                      reshuffle_each_iteration=True).repeat()
+  ds = ds.cache().shuffle(config.shuffle_buffer, seed=seed,
+                          reshuffle_each_iteration=True).repeat()
+  return ds.map(example_fn, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _augmented_batches(ds, config, seed: int, batch_size: int):
+  """JPEG per example, then batch, then batched augmentation + normalising.
+
+  Seeds are folded from (seed, process index) and the element or batch
+  index, so the stream is deterministic and differs between processes.
+  """
+  base_seed = tf.constant([seed, jax.process_index()], tf.int64)
+  ds = ds.enumerate().map(
+      lambda i, ex: dict(ex, image=augment.jpeg_example(
+          ex['image'], tf.random.experimental.stateless_fold_in(
+              base_seed, i))),
+      num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.batch(batch_size, drop_remainder=True)
+  # A separate salt keeps the batch seeds apart from the example seeds.
+  batch_seed = tf.random.experimental.stateless_fold_in(base_seed, -1)
+  noise_bank = augment.make_noise_bank(
+      [seed, -2 - jax.process_index()], config.image_height,
+      config.image_width)
+  return ds.enumerate().map(
+      lambda i, b: _finish_batch(
+          b, tf.random.experimental.stateless_fold_in(batch_seed, i),
+          noise_bank),
+      num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def create_train_iterator(config, *, data_dir: str | None = None,
+                          seed: int = 0) -> Iterator[dict[str, np.ndarray]]:
+  """An infinite iterator of this process's training batches.
+
+  Args:
+    config: see the module docstring.
+    data_dir: TFDS data dir (built here if missing).
+    seed: shuffling and augmentation seed.
+
+  Returns:
+    Iterator of batch dicts, batch size config.batch_size // process_count.
+  """
+  batch_size = config.batch_size // jax.process_count()
+  if batch_size < 1:
+    raise ValueError(f'batch_size {config.batch_size} is smaller than the '
+                     f'process count {jax.process_count()}')
+  vocab = charset.get_vocabulary(config.vocabulary)
+  builder = ensure_built(config, data_dir)
+  example_fn = _example_fn(config, vocab, _label_table(vocab),
+                           _has_box(builder))
+  ds = _train_examples(builder, config, example_fn, seed)
+  if config.augment:
+    ds = _augmented_batches(ds, config, seed, batch_size)
+  else:
+    ds = ds.batch(batch_size, drop_remainder=True)
+    ds = ds.map(_finish_batch, num_parallel_calls=tf.data.AUTOTUNE)
+  return ds.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
+
+
+class NumpyIterable:
+  """Re-iterable numpy view of a tf.data.Dataset (a fresh pass per iter)."""
+
+  def __init__(self, dataset: tf.data.Dataset, num_batches: int):
+    self.dataset = dataset
+    self.num_batches = num_batches
+
+  def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+    return self.dataset.as_numpy_iterator()
+
+  def __len__(self) -> int:
+    return self.num_batches
+
+
+def _padding_example(config) -> dict[str, tf.Tensor]:
+  return {
+      'image': tf.zeros([config.image_height, config.image_width, 3],
+                        tf.uint8),
+      'width': tf.constant(0, tf.int32),
+      'labels': tf.zeros([config.max_label_length + 1], tf.int32),
+      'label_length': tf.constant(0, tf.int32),
+      '_mask': tf.constant(False),
+      'text_box': tf.zeros([4], tf.float32),
+  }
+
+
+def create_eval_dataset(config, split: str, *,
+                        data_dir: str | None = None
+                        ) -> Iterable[dict[str, np.ndarray]]:
+  """This process's batches of `split`, every example exactly once.
+
+  The last batch is padded with zero examples whose `_mask` is False. Every
+  process yields the same number of batches (so collective ops line up),
+  ceil(ceil(N / process_count) / batch), batch = eval_batch_size //
+  process_count. No augmentation.
+  """
+  batch_size = config.eval_batch_size // jax.process_count()
+  if batch_size < 1:
+    raise ValueError(f'eval_batch_size {config.eval_batch_size} is smaller '
+                     f'than the process count {jax.process_count()}')
+  vocab = charset.get_vocabulary(config.vocabulary)
+  builder = ensure_built(config, data_dir)
+  example_fn = _example_fn(config, vocab, _label_table(vocab),
+                           _has_box(builder))
+  total = builder.info.splits[split].num_examples
+  local = builder.info.splits[tfds.split_for_jax_process(split)].num_examples
+  num_batches = math.ceil(math.ceil(total / jax.process_count()) /
+                          batch_size)
+  ds = _read_split(builder, split, shuffle_files=False)
+  ds = ds.map(example_fn, num_parallel_calls=tf.data.AUTOTUNE)
+  padding = tf.data.Dataset.from_tensors(_padding_example(config))
+  ds = ds.concatenate(padding.repeat(num_batches * batch_size - local))
+  ds = ds.batch(batch_size, drop_remainder=True)
+  ds = ds.map(_finish_batch, num_parallel_calls=tf.data.AUTOTUNE)
+  return NumpyIterable(ds.prefetch(tf.data.AUTOTUNE), num_batches)
+
+
+def load_split_examples(config, split: str,
+                        data_dir: str | None = None) -> list[dict]:
+  """All raw examples of a split as numpy dicts (decoded image, bytes text).
+
+  For tests and tools; reads the whole split into memory.
+  """
+  builder = ensure_built(config, data_dir)
+  return list(tfds.as_numpy(builder.as_dataset(split=split,
+                                               shuffle_files=False)))
