@@ -108,18 +108,25 @@ def train_step(state, batch, rng, *, model, kind, tx):
   return (optax.apply_updates(params, updates), batch_stats, opt_state), loss
 
 
-def time_compiled(fn, args, steps: int) -> tuple[float, float]:
-  """(compile seconds, median run seconds) of jit(fn) at args' shapes."""
+def time_compiled(fn, args, steps: int) -> dict:
+  """Compiles jit(fn) at args' shapes, runs it once, then times `steps` runs.
+
+  Returns compile seconds and the median and minimum wall seconds per run,
+  plus the median process CPU seconds per run (all threads): on a machine
+  shared with other jobs the minimum and the CPU time move least.
+  """
   start = time.perf_counter()
   compiled = jax.jit(fn).lower(*args).compile()
   compile_s = time.perf_counter() - start
   jax.block_until_ready(compiled(*args))
-  times = []
+  wall, cpu = [], []
   for _ in range(steps):
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     jax.block_until_ready(compiled(*args))
-    times.append(time.perf_counter() - start)
-  return compile_s, float(np.median(times))
+    wall.append(time.perf_counter() - start)
+    cpu.append(time.process_time() - start_cpu)
+  return {'compile_s': compile_s, 'median_s': float(np.median(wall)),
+          'min_s': float(np.min(wall)), 'cpu_s': float(np.median(cpu))}
 
 
 def part_grad_fn(module, variables_fn):
@@ -144,13 +151,15 @@ def time_parts(model, variables, batch) -> dict:
       'params': p['backbone'], 'batch_stats': s['backbone']})
   encoder_fn = part_grad_fn(encoder, lambda p, s: {
       'params': p, 'batch_stats': s})
-  out = {}
-  _, out['backbone_s'] = time_compiled(
-      backbone_fn, (params, stats, batch['image']), _STEPS.value)
-  _, out['encoder_s'] = time_compiled(
-      encoder_fn, (params, stats, batch['image'], batch['width']),
-      _STEPS.value)
-  return out
+  backbone = time_compiled(backbone_fn, (params, stats, batch['image']),
+                           _STEPS.value)
+  whole = time_compiled(encoder_fn,
+                        (params, stats, batch['image'], batch['width']),
+                        _STEPS.value)
+  return {'backbone_median_s': backbone['median_s'],
+          'backbone_min_s': backbone['min_s'],
+          'encoder_median_s': whole['median_s'],
+          'encoder_min_s': whole['min_s']}
 
 
 def run_one(conv_impl: str, dtype: str) -> dict:
@@ -167,11 +176,14 @@ def run_one(conv_impl: str, dtype: str) -> dict:
   state = (variables['params'], variables['batch_stats'],
            tx.init(variables['params']))
   step = functools.partial(train_step, model=model, kind=spec.kind, tx=tx)
-  compile_s, step_s = time_compiled(step, (state, batch, jax.random.key(2)),
-                                    _STEPS.value)
+  timing = time_compiled(step, (state, batch, jax.random.key(2)),
+                         _STEPS.value)
   result = {'preset': _PRESET.value, 'batch_size': _BATCH.value,
-            'conv_impl': conv_impl, 'dtype': dtype, 'step_s': step_s,
-            'images_per_s': _BATCH.value / step_s, 'compile_s': compile_s}
+            'conv_impl': conv_impl, 'dtype': dtype,
+            'step_s': timing['median_s'], 'step_min_s': timing['min_s'],
+            'step_cpu_s': timing['cpu_s'],
+            'images_per_s': _BATCH.value / timing['median_s'],
+            'compile_s': timing['compile_s']}
   if _PARTS.value:
     result.update(time_parts(model, variables, batch))
   return result

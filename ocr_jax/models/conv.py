@@ -129,9 +129,14 @@ def matmul(a: jax.Array, b: jax.Array, dtype: Dtype) -> jax.Array:
   float32 is a plain product; a narrower dtype multiplies in that dtype and
   accumulates in float32 (also in the gradient products).
   """
+  return _dot_f32(a, b, dtype).astype(dtype)
+
+
+def _dot_f32(a: jax.Array, b: jax.Array, dtype: Dtype) -> jax.Array:
+  """Like `matmul`, but returns the float32 accumulator."""
   if jnp.dtype(dtype) == jnp.float32:
     return lax.dot_general(a, b, (((a.ndim - 1,), (0,)), ((), ())))
-  return _mixed_dot(jnp.dtype(dtype))(a.astype(dtype), b).astype(dtype)
+  return _mixed_dot(jnp.dtype(dtype))(a.astype(dtype), b)
 
 
 # ---------------------------------------------------------------------------
@@ -218,7 +223,7 @@ def _shift_conv(x, kernel, strides, pads, groups, dtype):
     return _im2col_conv(x, kernel, strides, pads, groups, dtype)
   kh, kw, cin, cout = kernel.shape
   wide = jnp.transpose(kernel, (2, 0, 1, 3)).reshape(cin, kh * kw * cout)
-  z = matmul(x.astype(dtype), wide, dtype)
+  z = _dot_f32(x, wide, dtype)
   z = z.reshape(*x.shape[:3], kh * kw, cout)
   b, h, w, _ = x.shape
   (sh, sw) = strides
@@ -232,7 +237,7 @@ def _shift_conv(x, kernel, strides, pads, groups, dtype):
                       (b, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1,
                        i * kw + j + 1, cout), (1, sh, sw, 1, 1))[..., 0, :]
       out = win if out is None else out + win
-  return out
+  return out.astype(dtype)
 
 
 _IMPLS = {

@@ -1,0 +1,134 @@
+"""Every convolution implementation against lax.conv_general_dilated."""
+
+import flax.linen as nn
+import jax
+from jax import lax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ocr_jax.models import conv
+
+IMPLS = ('native', 'matmul', 'shift')
+
+# (input [h, w, cin], kernel (kh, kw), strides, padding, groups): every kind
+# of convolution the presets use, on small shapes; also a feature map one
+# row high (taps that only meet padding are skipped by 'matmul').
+CASES = [
+    ((9, 11, 3), (7, 7), (2, 2), ((3, 3), (3, 3)), 1),  # ResNet stem
+    ((6, 7, 4), (3, 3), (1, 1), 'SAME', 1),
+    ((6, 7, 4), (3, 3), (2, 1), 'SAME', 1),
+    ((6, 7, 4), (3, 3), (2, 2), 'SAME', 1),
+    ((1, 7, 4), (3, 3), (1, 1), 'SAME', 1),  # one row high
+    ((2, 7, 4), (3, 3), (2, 1), 'SAME', 1),  # two rows to one
+    ((6, 7, 4), (1, 1), (2, 1), 'SAME', 1),  # shortcut projections
+    ((6, 7, 4), (1, 1), (2, 2), 'SAME', 1),
+    ((6, 7, 4), (1, 1), (1, 1), 'SAME', 1),
+    ((9, 11, 3), (3, 3), (2, 2), 'SAME', 1),  # EfficientNet stem
+    ((6, 7, 4), (3, 3), (1, 1), 'SAME', 4),  # depthwise
+    ((6, 7, 4), (5, 5), (2, 2), 'SAME', 4),
+    ((6, 7, 4), (5, 5), (2, 1), 'SAME', 4),
+    ((6, 7, 4), (3, 3), (2, 2), 'SAME', 4),
+    ((1, 7, 4), (1, 3), (1, 1), 'SAME', 1),  # text_fast conv encoder
+    ((6, 7, 4), (3, 3), (1, 1), 'VALID', 1),
+]
+
+
+@pytest.fixture(autouse=True, scope='module')
+def fast_compile():
+  """Tiny shapes: XLA's optimisations cost more compile time than they save."""
+  previous = jax.config.read('jax_disable_most_optimizations')
+  jax.config.update('jax_disable_most_optimizations', True)
+  yield
+  jax.config.update('jax_disable_most_optimizations', previous)
+
+
+def reference(x, kernel, strides, padding, groups):
+  return lax.conv_general_dilated(
+      x, kernel, strides, padding, feature_group_count=groups,
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+      precision=lax.Precision.HIGHEST)
+
+
+def inputs(in_shape, kernel_size, groups, seed=0):
+  kx, kk = jax.random.split(jax.random.key(seed))
+  x = jax.random.normal(kx, (2, *in_shape))
+  kernel = jax.random.normal(
+      kk, (*kernel_size, in_shape[-1] // groups, 5 if groups == 1 else
+           in_shape[-1]))
+  return x, kernel
+
+
+@pytest.mark.parametrize('case', CASES, ids=str)
+def test_forward_and_gradients_match_lax(case):
+  in_shape, kernel_size, strides, padding, groups = case
+  x, kernel = inputs(in_shape, kernel_size, groups)
+
+  @jax.jit
+  def outputs_and_grads(x, kernel, cotangent):
+    results = {}
+    for impl in IMPLS + ('reference',):
+      if impl == 'reference':
+        fn = lambda x, k: reference(x, k, strides, padding, groups)
+      else:
+        fn = lambda x, k, impl=impl: conv.conv2d(x, k, strides, padding,
+                                                 groups, impl)
+      y, vjp = jax.vjp(fn, x, kernel)
+      results[impl] = (y, *vjp(cotangent))
+    return results
+
+  y_ref = reference(x, kernel, strides, padding, groups)
+  cotangent = jax.random.normal(jax.random.key(1), y_ref.shape)
+  results = outputs_and_grads(x, kernel, cotangent)
+  expected = results.pop('reference')
+  for impl, result in results.items():
+    for name, got, want in zip(('y', 'dx', 'dkernel'), result, expected):
+      assert got.shape == want.shape and got.dtype == jnp.float32
+      np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4,
+                                 err_msg=f'{impl} {name}')
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+def test_bfloat16_accumulates_in_float32(impl):
+  x, kernel = inputs((6, 7, 16), (3, 3), 1)
+  y = conv.conv2d(x, kernel, (2, 1), 'SAME', impl=impl, dtype=jnp.bfloat16)
+  assert y.dtype == jnp.bfloat16
+  rounded = lambda a: a.astype(jnp.bfloat16).astype(jnp.float32)
+  y_ref = reference(rounded(x), rounded(kernel), (2, 1), 'SAME', 1)
+  np.testing.assert_allclose(y.astype(jnp.float32), y_ref, rtol=2e-2,
+                             atol=5e-2)
+  # Gradients come back in the operands' dtype (float32 parameters).
+  loss = lambda x, k: jnp.sum(conv.conv2d(
+      x, k, (2, 1), 'SAME', impl=impl, dtype=jnp.bfloat16).astype(
+          jnp.float32) ** 2)
+  gx, gk = jax.grad(loss, argnums=(0, 1))(x, kernel)
+  assert gx.dtype == jnp.float32 and gk.dtype == jnp.float32
+  gk_ref = jax.grad(lambda k: jnp.sum(
+      reference(x, k, (2, 1), 'SAME', 1) ** 2))(kernel)
+  np.testing.assert_allclose(gk, gk_ref, rtol=5e-2,
+                             atol=5e-2 * float(jnp.abs(gk_ref).max()))
+
+
+@pytest.mark.parametrize('impl', ('auto',) + IMPLS)
+def test_module_has_flax_conv_parameters(impl):
+  x = jnp.ones((1, 6, 8, 3))
+  ours = conv.Conv(4, (3, 3), (2, 1), use_bias=True, conv_impl=impl)
+  theirs = nn.Conv(4, (3, 3), (2, 1), use_bias=True)
+  key = jax.random.key(0)
+  shapes = lambda m: jax.tree.map(jnp.shape, m.init(key, x))
+  assert shapes(ours) == shapes(theirs)
+  variables = theirs.init(key, x)
+  np.testing.assert_allclose(ours.apply(variables, x),
+                             theirs.apply(variables, x), rtol=1e-5,
+                             atol=1e-5)
+
+
+def test_auto_resolves_by_backend():
+  impl = conv.resolve_conv_impl('auto', (3, 3), (1, 1))
+  if jax.default_backend() == 'cpu':
+    assert impl == conv.cpu_conv_impl((3, 3), (1, 1), 1)
+  else:
+    assert impl == 'native'
+  assert conv.resolve_conv_impl('matmul', (3, 3), (1, 1)) == 'matmul'
+  with pytest.raises(ValueError, match='conv_impl'):
+    conv.resolve_conv_impl('winograd', (3, 3), (1, 1))

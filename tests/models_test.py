@@ -1,0 +1,154 @@
+"""Model presets: parameter counts, output shapes, masking, dtypes."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ocr_jax import models
+from ocr_jax.models.attention_decoder import AttentionDecoder
+from ocr_jax.models.encoder import BiLSTMEncoder
+
+VOCAB = 15  # The digit vocabulary: 5 special ids + 10 digits.
+# The prototype's reported parameter counts.
+REPORTED_PARAMS = {'small': 12.48e6, 'medium': 16.17e6, 'large': 29.07e6,
+                   'ctc_small': 12.27e6}
+
+
+@pytest.fixture(autouse=True, scope='module')
+def fast_compile():
+  """Tiny shapes: XLA's optimisations cost more compile time than they save."""
+  previous = jax.config.read('jax_disable_most_optimizations')
+  jax.config.update('jax_disable_most_optimizations', True)
+  yield
+  jax.config.update('jax_disable_most_optimizations', previous)
+
+
+def init_args(batch=2, height=64, width=128, length=9):
+  images = jnp.zeros((batch, height, width, 3))
+  widths = jnp.full((batch,), width, jnp.int32)
+  decoder_inputs = jnp.zeros((batch, length), jnp.int32)
+  return images, widths, decoder_inputs
+
+
+def abstract_variables(model, *args):
+  return jax.eval_shape(functools.partial(model.init, train=False),
+                        {'params': jax.random.key(0),
+                         'dropout': jax.random.key(1)}, *args)
+
+
+def count(tree):
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+@pytest.mark.parametrize('preset', sorted(REPORTED_PARAMS))
+def test_parameter_count_matches_prototype(preset):
+  model = models.create_model(preset, vocab_size=VOCAB)
+  params = abstract_variables(model, *init_args())['params']
+  assert count(params) == pytest.approx(REPORTED_PARAMS[preset], rel=0.15)
+
+
+@pytest.mark.parametrize('preset', sorted(models.PRESETS))
+def test_every_preset_builds_with_the_right_output_shapes(preset):
+  spec = models.PRESETS[preset]
+  model = models.create_model(preset, vocab_size=VOCAB)
+  args = init_args(batch=2, width=96, length=spec.max_length + 1)
+  variables = abstract_variables(model, *args)
+  assert set(variables) == {'params', 'batch_stats'}
+  logits, paddings = jax.eval_shape(model.apply, variables, *args)
+  if models.model_kind(preset) == 'attention':
+    assert logits.shape == (2, spec.max_length + 1, VOCAB)
+    assert paddings is None
+  else:
+    assert logits.shape == (2, 96 // 8, VOCAB)
+    assert paddings.shape == (2, 96 // 8)
+  assert logits.dtype == jnp.float32
+
+
+def test_unknown_preset_lists_the_valid_ones():
+  with pytest.raises(ValueError, match='small.*tiny'):
+    models.create_model('ctc', vocab_size=VOCAB)
+  with pytest.raises(ValueError, match='ctc_small'):
+    models.model_kind('huge')
+  assert models.model_kind('small') == 'attention'
+  assert models.model_kind('ctc_small') == 'ctc'
+  assert models.model_kind('text_fast') == 'ctc'
+
+
+def run(model, images, widths, decoder_inputs, train):
+  variables = model.init({'params': jax.random.key(0),
+                          'dropout': jax.random.key(1)}, images, widths,
+                         decoder_inputs, train=False)
+  if not train:
+    return variables, model.apply(variables, images, widths, decoder_inputs)
+  out, updates = model.apply(variables, images, widths, decoder_inputs,
+                             train=True, rngs={'dropout': jax.random.key(2)},
+                             mutable=['batch_stats'])
+  assert set(updates) == {'batch_stats'}
+  return variables, out
+
+
+@pytest.mark.parametrize('preset', ['tiny', 'tiny_ctc'])
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_tiny_models_run_on_variable_widths(preset, dtype):
+  model = models.create_model(preset, vocab_size=VOCAB, dtype=dtype)
+  images = jax.random.normal(jax.random.key(3), (3, 64, 160, 3))
+  widths = jnp.array([160, 81, 8], jnp.int32)
+  decoder_inputs = jnp.ones((3, 5), jnp.int32)
+  variables, (logits, paddings) = jax.jit(
+      functools.partial(run, model, train=True))(images, widths,
+                                                 decoder_inputs)
+  params = jax.tree.leaves(variables['params'])
+  assert all(p.dtype == jnp.float32 for p in params)
+  assert logits.dtype == jnp.float32
+  assert bool(jnp.all(jnp.isfinite(logits)))
+  if preset == 'tiny':
+    assert logits.shape == (3, 5, VOCAB) and paddings is None
+  else:
+    assert logits.shape == (3, 20, VOCAB)
+    # ceil(width / 8) real frames per image.
+    np.testing.assert_array_equal(paddings.sum(axis=1), [0, 20 - 11, 19])
+
+
+def test_conv_impls_give_the_same_model():
+  images = jax.random.normal(jax.random.key(3), (2, 64, 64, 3))
+  widths = jnp.array([64, 40], jnp.int32)
+  inputs = jnp.ones((2, 4), jnp.int32)
+  outputs = []
+  for impl in ('native', 'matmul'):
+    model = models.create_model('tiny', vocab_size=VOCAB, conv_impl=impl)
+    _, (logits, _) = jax.jit(functools.partial(run, model, train=True))(
+        images, widths, inputs)
+    outputs.append(logits)
+  np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-4, atol=1e-4)
+
+
+def test_attention_ignores_padded_memory():
+  decoder = AttentionDecoder(VOCAB, hidden=16, attention_dim=8)
+  memory = jax.random.normal(jax.random.key(0), (2, 6, 12))
+  paddings = jnp.array([[0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 0, 0]], jnp.float32)
+  inputs = jnp.array([[2, 5, 6], [2, 7, 8]], jnp.int32)
+  variables = decoder.init(jax.random.key(1), memory, paddings, inputs, False)
+  logits = decoder.apply(variables, memory, paddings, inputs, False)
+  changed = memory.at[0, 4:].set(100.0)
+  np.testing.assert_allclose(
+      decoder.apply(variables, changed, paddings, inputs, False), logits,
+      rtol=1e-6, atol=1e-6)
+  # ...while real steps matter.
+  changed = memory.at[0, 1].set(100.0)
+  assert not np.allclose(
+      decoder.apply(variables, changed, paddings, inputs, False)[0], logits[0])
+
+
+def test_bilstm_real_steps_ignore_padding():
+  encoder = BiLSTMEncoder(hidden=8)
+  x = jax.random.normal(jax.random.key(0), (2, 5, 4))
+  lengths = jnp.array([3, 5], jnp.int32)
+  variables = encoder.init(jax.random.key(1), x, lengths, False)
+  out = encoder.apply(variables, x, lengths, False)
+  assert out.shape == (2, 5, 16)
+  changed = encoder.apply(variables, x.at[0, 3:].set(50.0), lengths, False)
+  np.testing.assert_allclose(changed[0, :3], out[0, :3], rtol=1e-6,
+                             atol=1e-6)
