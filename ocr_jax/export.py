@@ -149,8 +149,14 @@ def export_functions(model, spec, variables, beam_sizes=(1,),
   return functions
 
 
-def build_meta(spec, weight_format: str, beam_sizes, platforms
-               ) -> dict[str, Any]:
+def local_platform() -> str:
+  """The jax.export platform name of the default backend."""
+  backend = jax.default_backend()
+  return 'cuda' if backend == 'gpu' else backend
+
+
+def build_meta(spec, weight_format: str, beam_sizes, platforms,
+               conv_impl: str | None = None) -> dict[str, Any]:
   length = spec.max_label_length + 1
   return {
       'format': FORMAT,
@@ -164,6 +170,7 @@ def build_meta(spec, weight_format: str, beam_sizes, platforms
       'variable_width': spec.variable_width,
       'max_label_length': spec.max_label_length,
       'weight_format': weight_format,
+      'conv_impl': conv_impl,
       'beam_sizes': sorted(int(b) for b in beam_sizes),
       'platforms': list(platforms),
       'inputs': {
@@ -225,10 +232,19 @@ def export_reader(reader, path: str, *, weight_format: str = 'float32',
       raise ValueError(f'{reader.description} has no function for beam '
                        f'sizes {missing}; re-export from the workdir')
     platforms = reader.predict_fns.platforms
-  meta = build_meta(reader.spec, weight_format, functions, platforms)
+  conv_impl = (_model_conv_impl(reader.model) if reader.model is not None
+               else reader.predict_fns.meta.get('conv_impl'))
+  meta = build_meta(reader.spec, weight_format, functions, platforms,
+                    conv_impl)
   write(path, meta, functions,
         weights_to_arrays(jax.device_get(reader.variables), weight_format))
   return path
+
+
+def _model_conv_impl(model) -> str | None:
+  """The conv_impl a model was built with (from its backbone), if any."""
+  backbone = getattr(getattr(model, 'encoder', None), 'backbone', None)
+  return getattr(backbone, 'conv_impl', None)
 
 
 # --- Load ---------------------------------------------------------------------
@@ -285,6 +301,7 @@ class ExportedFunctions:
   def __init__(self, functions: dict[int, bytes], meta, path):
     self.functions = functions
     self.platforms = tuple(meta.get('platforms', ('cpu',)))
+    self.meta = meta
     self._path = path
     self._cache = {}
 
@@ -319,9 +336,14 @@ def main(argv=None) -> int:
                       help='Comma-separated beam sizes to export.')
   parser.add_argument('--platforms', default=','.join(DEFAULT_PLATFORMS),
                       help='Comma-separated platforms to lower for.')
+  parser.add_argument('--conv_impl', default=None,
+                      choices=('auto', 'native', 'matmul', 'shift'),
+                      help="Convolution implementation traced into the "
+                      "file (default: 'matmul' when exporting on CPU, the "
+                      "fastest there; choose 'native' for GPU deployment).")
   args = parser.parse_args(argv)
   from ocr_jax import inference  # pylint: disable=g-import-not-at-top
-  reader = inference.load_reader(args.model)
+  reader = inference.load_reader(args.model, conv_impl=args.conv_impl)
   beam_sizes = tuple(int(b) for b in args.beam_sizes.split(','))
   export_reader(reader, args.output, weight_format=args.weight_format,
                 beam_sizes=beam_sizes,

@@ -1,0 +1,109 @@
+"""Deployment latency: exported model, float32 vs quantized weights.
+
+  python -m benchmarks.latency_benchmark [--preset=small] [--seconds=3]
+      [--output=FILE]
+
+Exports a random-weight preset (speed does not depend on the values) as
+float32, int8 and bfloat16 `.ocrx` files, loads each with
+`Reader.from_export` (the path a deployment takes: no model code), and
+reports for each
+
+  file MB, load seconds,
+  ms/image at batch 1 and images/s at batch 64 (greedy, model only),
+  ms/image at batch 1 end to end (PNG file -> text: decode, resize,
+  normalise, model, decode ids),
+
+plus the in-process model computing in bfloat16 (config dtype) as the
+mixed-precision alternative. int8 and bfloat16 weights are dequantized to
+float32 at load, so their speed should equal float32's: only the file
+shrinks. Prints the machine and writes JSON to
+benchmarks/results/latency_benchmark.json (or --output).
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+from benchmarks import inference_benchmark
+
+RESULTS_DIR = inference_benchmark.RESULTS_DIR
+
+
+def measure(reader, seconds: float, png_path: str) -> dict:
+  batch_1 = inference_benchmark.speed(reader, 1, 1, seconds)
+  batch_64 = inference_benchmark.speed(reader, 64, 1, seconds)
+  end_to_end = inference_benchmark.time_call(lambda: reader.read(png_path),
+                                             seconds)
+  return {
+      'ms_per_image_batch1': batch_1['ms_per_image'],
+      'images_per_s_batch64': batch_64['images_per_s'],
+      'end_to_end_ms_batch1': 1000.0 * end_to_end['median_s'],
+      'compile_s_batch1': batch_1['compile_s'],
+  }
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(prog='python -m '
+                                   'benchmarks.latency_benchmark')
+  parser.add_argument('--preset', default='small')
+  parser.add_argument('--seconds', type=float, default=3.0)
+  parser.add_argument('--output', default=os.path.join(
+      RESULTS_DIR, 'latency_benchmark.json'))
+  args = parser.parse_args(argv)
+  from ocr_jax import export  # pylint: disable=g-import-not-at-top
+  from ocr_jax import inference  # pylint: disable=g-import-not-at-top
+  info = inference_benchmark.machine_info()
+  print('machine:', json.dumps(info), flush=True)
+  source = inference.Reader.random(args.preset, batch_size=64)
+  variants = {}
+  with tempfile.TemporaryDirectory() as tmp:
+    png_path = os.path.join(tmp, 'line.png')
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(150, 255, (48, 110, 3), np.uint8)).save(
+        png_path)
+    for weight_format in ('float32', 'int8', 'bfloat16'):
+      path = os.path.join(tmp, f'{weight_format}.ocrx')
+      export.export_reader(source, path, weight_format=weight_format,
+                           platforms=('cpu',))
+      start = time.perf_counter()
+      reader = inference.Reader.from_export(path, batch_size=64)
+      load_s = time.perf_counter() - start
+      variants[f'export_{weight_format}'] = {
+          'file_mb': os.path.getsize(path) / 1e6, 'load_s': load_s,
+          **measure(reader, args.seconds, png_path)}
+      _print(f'export_{weight_format}', variants[f'export_{weight_format}'])
+    for dtype in ('float32', 'bfloat16'):
+      reader = inference.Reader.random(args.preset, batch_size=64,
+                                       dtype=dtype)
+      name = f'in_process_{dtype}_compute'
+      variants[name] = measure(reader, args.seconds, png_path)
+      _print(name, variants[name])
+  base = variants['export_float32']
+  for name, entry in variants.items():
+    entry['batch1_speed_vs_float32'] = (base['ms_per_image_batch1'] /
+                                        entry['ms_per_image_batch1'])
+  report = {'benchmark': 'latency', 'preset': args.preset, 'machine': info,
+            'seconds_per_measurement': args.seconds, 'variants': variants}
+  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+  with open(args.output, 'w', encoding='utf-8') as f:
+    json.dump(report, f, indent=1)
+  print(f'wrote {args.output}')
+  return 0
+
+
+def _print(name, entry):
+  size = f'{entry["file_mb"]:6.1f} MB ' if 'file_mb' in entry else ' ' * 10
+  print(f'{name:28s} {size}{entry["ms_per_image_batch1"]:7.2f} ms/image '
+        f'(batch 1) {entry["images_per_s_batch64"]:7.1f} images/s '
+        f'(batch 64) {entry["end_to_end_ms_batch1"]:7.2f} ms end to end',
+        flush=True)
+
+
+if __name__ == '__main__':
+  sys.exit(main())
