@@ -6,10 +6,11 @@ r"""Times the training input pipeline on khmer_digits, augmentation on.
 Builds khmer_digits into --data_dir when it is missing (and reports the
 build time), warms the iterator up for one pass over the data (the decoded
 cache fills), then times --windows windows of --window_seconds each and
-reports the median images/s. It also reports the CPU seconds the process
-spent per image, which does not depend on how busy the machine is (the
-load average is recorded too: on a shared 2-core machine other jobs take
-cores away). Results go to --output as JSON with the machine description.
+reports the median images/s. It also reports the CPU time the process
+spent per image and the cores it got, which tell how busy the machine was:
+on a shared 2-core machine other jobs take cores away, and the wall-clock
+rate is (cores used) / (CPU time per image). Results go to --output as JSON
+with the machine description (load average included).
 """
 
 import json
@@ -58,9 +59,10 @@ def _cpu_seconds() -> float:
 
 
 def time_windows(iterator, batch_size: int, windows: int,
-                 seconds: float) -> tuple[list[float], float]:
-  """Images/s of each window and CPU milliseconds per image overall."""
-  rates, images, cpu_start = [], 0, _cpu_seconds()
+                 seconds: float) -> tuple[list[float], float, float]:
+  """Images/s of each window, CPU ms per image and CPU cores used."""
+  rates, images = [], 0
+  cpu_start, wall_start = _cpu_seconds(), time.perf_counter()
   for _ in range(windows):
     start, count = time.perf_counter(), 0
     while time.perf_counter() - start < seconds:
@@ -68,7 +70,9 @@ def time_windows(iterator, batch_size: int, windows: int,
       count += batch_size
     rates.append(count / (time.perf_counter() - start))
     images += count
-  return rates, 1000.0 * (_cpu_seconds() - cpu_start) / images
+  cpu = _cpu_seconds() - cpu_start
+  return (rates, 1000.0 * cpu / images,
+          cpu / (time.perf_counter() - wall_start))
 
 
 def main(argv):
@@ -89,14 +93,18 @@ def main(argv):
   for _ in range(num_train // _BATCH.value + 5):  # One pass: cache filled.
     next(iterator)
   warmup_seconds = time.perf_counter() - start
-  rates, cpu_ms = time_windows(iterator, _BATCH.value, _WINDOWS.value,
-                               _WINDOW_SECONDS.value)
+  rates, cpu_ms, cores = time_windows(iterator, _BATCH.value,
+                                      _WINDOWS.value, _WINDOW_SECONDS.value)
   result = {
       'dataset': 'khmer_digits', 'augment': _AUGMENT.value,
       'batch_size': _BATCH.value,
       'images_per_second_median': statistics.median(rates),
       'images_per_second_windows': rates,
       'cpu_ms_per_image': cpu_ms,
+      # What the CPU time allows on every core of this machine, if idle.
+      'images_per_second_all_cores_idle': (
+          1000.0 / cpu_ms * (os.cpu_count() or 1)),
+      'cpu_cores_used': cores,
       'build_or_load_seconds': build_seconds,
       'warmup_seconds': warmup_seconds,
       'machine': machine_info(),
@@ -105,7 +113,7 @@ def main(argv):
         f"{_BATCH.value}: {result['images_per_second_median']:.0f} images/s "
         f"(median of {len(rates)} windows: "
         f"{', '.join(f'{r:.0f}' for r in rates)}); "
-        f'{cpu_ms:.3f} CPU ms per image')
+        f'{cpu_ms:.3f} CPU ms per image, {cores:.2f} cores used')
   print(f"machine: {result['machine']}")
   os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
   with open(_OUTPUT.value, 'w', encoding='utf-8') as f:
