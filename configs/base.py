@@ -126,7 +126,7 @@ def shrink_if_tiny(config: ml_collections.ConfigDict,
     return config
   if arg != 'tiny':
     raise ValueError(f"unknown config argument {arg!r}; valid: 'tiny'")
-  config.model = 'ctc_tiny' if config.loss == 'ctc' else 'tiny'
+  config.model = 'tiny_ctc' if config.loss == 'ctc' else 'tiny'
   config.num_epochs = 2
   config.steps_per_epoch = 4
   config.batch_size = 8

@@ -10,6 +10,7 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image
 from PIL import ImageDraw
+from PIL import ImageFont
 
 from ocr_jax import charset
 from ocr_jax import input_pipeline
@@ -20,7 +21,8 @@ from ocr_jax import sharding
 
 def to_uint8_image(image: np.ndarray) -> np.ndarray:
   """Undoes the pipeline's mean/std normalisation: [H, W, 3] -> uint8."""
-  pixels = image * input_pipeline.IMAGENET_STD + input_pipeline.IMAGENET_MEAN
+  pixels = (image * np.asarray(input_pipeline.IMAGENET_STD)
+            + np.asarray(input_pipeline.IMAGENET_MEAN))
   return np.clip(pixels * 255.0, 0, 255).astype(np.uint8)
 
 
@@ -69,6 +71,16 @@ def format_samples(samples) -> str:
   return '\n'.join(rows)
 
 
+def label_font(size: int) -> ImageFont.FreeTypeFont:
+  """A Khmer font shaped by raqm (KhmerOS when installed)."""
+  fonts = render.find_khmer_fonts(['Khmer OS']) or render.find_khmer_fonts()
+  if not fonts:
+    return ImageFont.load_default(size)
+  render.check_raqm()
+  return ImageFont.truetype(fonts[0].path, size,
+                            layout_engine=ImageFont.Layout.RAQM)
+
+
 def save_samples_png(samples, path: str, text_height: int = 28) -> None:
   """Writes a column of sample images, each with its reference/prediction.
 
@@ -77,7 +89,7 @@ def save_samples_png(samples, path: str, text_height: int = 28) -> None:
   """
   if not samples:
     return
-  font = render.load_label_font(text_height - 8)
+  font = label_font(text_height - 8)
   width = max(max(s['image'].shape[1] for s in samples), 360)
   rows = []
   for sample in samples:

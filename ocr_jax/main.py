@@ -8,6 +8,7 @@ OCR_JAX_DISTRIBUTED=1 on every host of a multi-host job (e.g. a TPU pod
 slice) to call jax.distributed.initialize() first.
 """
 
+import logging as pylogging
 import os
 
 from absl import app
@@ -22,9 +23,18 @@ config_flags.DEFINE_config_file(
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
+class _DropLibraryChatter(pylogging.Filter):
+  """Keeps orbax's per-save INFO lines out of the training log."""
+
+  def filter(self, record):
+    return record.levelno >= pylogging.WARNING or (
+        '/orbax/' not in record.pathname)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  logging.get_absl_handler().addFilter(_DropLibraryChatter())
   # Imported here so that --help stays fast and TF sees the env var below.
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   import jax  # pylint: disable=g-import-not-at-top

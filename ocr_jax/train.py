@@ -97,7 +97,7 @@ def train_step(state, batch, rng, *, model, config, kind, learning_rate_fn):
       state.params)
   new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
   lr = learning_rate_fn(state.step) * optim.get_lr_scale(state.opt_state)
-  metrics = {'loss': loss, 'grad_norm': optax.global_norm(grads),
+  metrics = {'loss': loss, 'grad_norm': optax.tree.norm(grads),
              'learning_rate': lr}
   return new_state, metrics
 
@@ -189,6 +189,27 @@ def check_finite(loss, step, workdir):
         'enable gradient clipping, then rerun to resume from it.')
 
 
+LOSSES = ('cross_entropy', 'focal', 'ctc')
+
+
+def validate_config(config):
+  """Rejects unknown names and mismatches before any work is done."""
+  kind = models.model_kind(config.model)  # Lists the valid presets.
+  charset.get_vocabulary(config.vocabulary)
+  if config.loss not in LOSSES:
+    raise ValueError(f'unknown loss {config.loss!r}; valid: {list(LOSSES)}')
+  if (kind == 'ctc') != (config.loss == 'ctc'):
+    raise ValueError(f'config.loss={config.loss!r} does not fit the '
+                     f'{kind} model {config.model!r}; CTC models need '
+                     "loss='ctc' and attention models 'cross_entropy' or "
+                     "'focal'")
+  # Building the schedule and optimizer checks their names.
+  optim.create_optimizer(config, optim.create_learning_rate_fn(config, 1))
+  if config.batch_size % jax.device_count():
+    raise ValueError(f'batch_size {config.batch_size} is not divisible by '
+                     f'the {jax.device_count()} devices')
+
+
 # --- Main loop ----------------------------------------------------------------
 
 
@@ -207,14 +228,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   Returns:
     The final training state.
   """
+  validate_config(config)
   os.makedirs(workdir, exist_ok=True)
   vocab = charset.get_vocabulary(config.vocabulary)
   kind = models.model_kind(config.model)
-  if (kind == 'ctc') != (config.loss == 'ctc'):
-    raise ValueError(f'config.loss={config.loss!r} does not fit the '
-                     f'{kind} model {config.model!r}; CTC models need '
-                     "loss='ctc' and attention models 'cross_entropy' or "
-                     "'focal'")
   model = models.create_model(
       config.model, vocab_size=vocab.size, dtype=jnp.dtype(config.dtype),
       conv_impl=config.conv_impl, dropout_rate=config.dropout_rate)
@@ -223,9 +240,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   jsonl = JsonlWriter(os.path.join(workdir, 'metrics.jsonl'))
 
   # --- Data ---
-  input_pipeline.ensure_built(config, data_dir=config.data_dir)
-  num_train = input_pipeline.num_examples(config, config.train_split,
-                                          data_dir=config.data_dir)
+  builder = input_pipeline.ensure_built(config, data_dir=config.data_dir)
+  num_train = builder.info.splits[config.train_split].num_examples
   steps_per_epoch = (config.steps_per_epoch if config.steps_per_epoch > 0
                      else num_train // config.batch_size)
   total_steps = steps_per_epoch * config.num_epochs
@@ -282,10 +298,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     batches = input_pipeline.create_train_iterator(
         config, data_dir=config.data_dir, seed=config.seed * 100003 + epoch)
     window_start, window_steps, loss_sum = time.time(), 0, 0.0
+    # Summed on device (no host sync per step) for the epoch's mean loss.
     for step_in_epoch in range(steps_per_epoch):
       batch = sharding.shard_batch(next(batches), mesh)
       step = (epoch - 1) * steps_per_epoch + step_in_epoch
       state, step_metrics = p_train_step(state, batch, rng)
+      loss_sum = loss_sum + step_metrics['loss']
       if host['compile_seconds'] is None:
         jax.block_until_ready(step_metrics)
         host['compile_seconds'] = time.time() - epoch_start
@@ -303,8 +321,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                      scalars['loss'], scalars['learning_rate'], rate,
                      format_eta(remaining / max(rate, 1e-9)))
         window_start, window_steps = time.time(), 0
-    last_loss = float(jax.device_get(step_metrics['loss']))
-    check_finite(last_loss, int(state.step), workdir)
+    train_loss = float(jax.device_get(loss_sum)) / steps_per_epoch
+    check_finite(train_loss, int(state.step), workdir)
     train_seconds = time.time() - epoch_start
     host['epoch_seconds'].append(train_seconds)
 
@@ -315,10 +333,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     if config.schedule == 'plateau':
       state = state.replace(
           opt_state=optim.set_lr_scale(state.opt_state, scale))
-    stop = stopper.update(value)
-    improved = stopper.best_epoch_count == stopper.num_updates
+    stop = stopper.update(value, epoch=epoch)
+    improved = stopper.improved
     record = {'epoch': epoch, 'step': int(state.step),
-              'train_loss': last_loss, 'epoch_seconds': train_seconds,
+              'train_loss': train_loss, 'epoch_seconds': train_seconds,
               'wall_seconds': time.time() - train_start,
               'lr_scale': scale,
               **{f'val_{k}': v for k, v in scores.items()

@@ -1,0 +1,108 @@
+"""End-to-end training on the tiny preset: learning, resuming, aborting."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from configs import base
+from ocr_jax import train
+
+
+def tiny_config(data_dir, **overrides):
+  config = base.get_config('tiny')
+  config.data_dir = data_dir
+  config.update(overrides)
+  return config
+
+
+def read_results(workdir):
+  with open(os.path.join(workdir, 'results.json'), encoding='utf-8') as f:
+    return json.load(f)
+
+
+def test_training_writes_results_metrics_and_samples(khmer_digits_dir,
+                                                     tmp_path):
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(tiny_config(khmer_digits_dir), workdir)
+  results = read_results(workdir)
+  assert results['status'] == 'finished'
+  assert results['epochs_run'] == 2
+  assert results['test']['n'] == 21
+  assert results['best_validation']['n'] == 37
+  assert results['parameters'] > 0
+  for key in ('cer', 'char_accuracy', 'seq_accuracy', 'mean_ned',
+              'by_length'):
+    assert key in results['test']
+  with open(os.path.join(workdir, 'metrics.jsonl'), encoding='utf-8') as f:
+    records = [json.loads(line) for line in f]
+  assert [r['epoch'] for r in records] == [1, 2]
+  assert os.path.exists(os.path.join(workdir, 'samples.png'))
+
+
+def test_tiny_model_learns_the_digits(khmer_digits_dir, tmp_path):
+  config = tiny_config(khmer_digits_dir, num_epochs=3, steps_per_epoch=60,
+                       batch_size=16, learning_rate=3e-3, augment=False)
+  train.train_and_evaluate(config, str(tmp_path))
+  history = read_results(str(tmp_path))['history']
+  assert history[-1]['train_loss'] < 0.8 * history[0]['train_loss']
+  assert history[-1]['val_char_accuracy'] > history[0]['val_char_accuracy']
+
+
+def test_ctc_tiny_model_trains(khmer_digits_dir, tmp_path):
+  config = tiny_config(khmer_digits_dir, model='tiny_ctc', loss='ctc')
+  train.train_and_evaluate(config, str(tmp_path))
+  results = read_results(str(tmp_path))
+  assert np.isfinite(results['history'][-1]['train_loss'])
+
+
+class SimulatedCrash(Exception):
+  pass
+
+
+def test_killed_run_resumes_bit_exactly(khmer_digits_dir, tmp_path):
+  config = tiny_config(khmer_digits_dir, num_epochs=3)
+  reference = train.train_and_evaluate(config, str(tmp_path / 'whole'))
+
+  def crash_after_second_epoch(epoch):
+    if epoch == 2:
+      raise SimulatedCrash()
+
+  resumed_dir = str(tmp_path / 'resumed')
+  with pytest.raises(SimulatedCrash):
+    train.train_and_evaluate(config, resumed_dir,
+                             epoch_callback=crash_after_second_epoch)
+  resumed = train.train_and_evaluate(config, resumed_dir)
+  for a, b in zip(jax.tree.leaves(reference.params),
+                  jax.tree.leaves(resumed.params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  whole = read_results(str(tmp_path / 'whole'))
+  again = read_results(resumed_dir)
+  assert whole['test'] == again['test']
+  assert [r['train_loss'] for r in whole['history']] == [
+      r['train_loss'] for r in again['history']]
+
+
+def test_non_finite_loss_aborts_and_keeps_the_last_checkpoint(
+    khmer_digits_dir, tmp_path):
+  workdir = str(tmp_path)
+  train.train_and_evaluate(tiny_config(khmer_digits_dir, num_epochs=1),
+                           workdir)
+  broken = tiny_config(khmer_digits_dir, num_epochs=2,
+                       learning_rate=float('nan'))
+  with pytest.raises(train.NonFiniteLossError, match='checkpoint'):
+    train.train_and_evaluate(broken, workdir)
+  assert os.listdir(os.path.join(workdir, 'checkpoints')) == ['1']
+
+
+def test_unknown_names_fail_before_any_work(tmp_path):
+  for field, value in [('model', 'smal'), ('optimizer', 'sgdd'),
+                       ('schedule', 'cosinus'), ('vocabulary', 'latin'),
+                       ('loss', 'hinge')]:
+    config = base.get_config('tiny')
+    config[field] = value
+    with pytest.raises(ValueError, match=value):
+      train.train_and_evaluate(config, str(tmp_path / field))
+    assert not os.path.exists(tmp_path / field / 'checkpoints')
