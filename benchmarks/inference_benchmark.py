@@ -1,7 +1,8 @@
 """Inference speed and model size per preset, against the prototype's targets.
 
   python -m benchmarks.inference_benchmark [--presets=small,medium,large,
-      ctc_small] [--beam_size=5] [--seconds=3] [--output=FILE]
+      ctc_small] [--beam_size=5] [--seconds=3] [--conv_impl=native|matmul]
+      [--output=FILE]
 
 For each preset (random weights: speed does not depend on their values),
 times `Reader.predict_batch` (model + decoding, host arrays in and out) on
@@ -17,7 +18,8 @@ in SEED_FACTS.md (small 9.9 ms, medium 14.9 ms, large 45.6 ms, ctc_small
 8.1 ms at batch 1; 346 / 358 / 158 / 395 images/s at batch 64).
 
 Prints the machine (CPU model and count, jax version, backend) and one line
-per measurement, and writes everything as JSON to
+per measurement (the fastest of the timed calls, see `time_call`), and
+writes everything as JSON to
 benchmarks/results/inference_benchmark.json (or --output).
 """
 
@@ -39,23 +41,31 @@ RESULTS_DIR = os.path.join(os.path.dirname(__file__), 'results')
 
 
 def machine_info() -> dict:
-  """CPU model and count, python, jax version, backend and devices."""
+  """CPU model and count, python, jax version, backend and devices.
+
+  Also the 1-minute load average: on a shared machine, a load above the
+  core count means the timings include waiting for other processes.
+  """
   try:
     from benchmarks import machine  # pylint: disable=g-import-not-at-top
-    return machine.machine_info()
+    info = machine.machine_info()
   except ImportError:
     import platform  # pylint: disable=g-import-not-at-top
     import jax  # pylint: disable=g-import-not-at-top
-    return {'cpu_model': platform.processor(), 'cpu_count': os.cpu_count(),
+    info = {'cpu_model': platform.processor(), 'cpu_count': os.cpu_count(),
             'jax': jax.__version__, 'backend': jax.default_backend()}
+  info['load_average_1min'] = os.getloadavg()[0]
+  return info
 
 
 def time_call(fn, seconds: float, min_runs: int = 3) -> dict:
   """Compiles (first call), then times calls for about `seconds`.
 
   Returns:
-    {'compile_s', 'median_s', 'runs'}: the first call's time and the
-    median of the timed calls.
+    {'compile_s', 'median_s', 'min_s', 'runs'}: the first call's time, the
+    median and the minimum of the timed calls. On a shared machine the
+    minimum is the least disturbed by other processes: the figures below
+    use it.
   """
   start = time.perf_counter()
   fn()
@@ -67,7 +77,7 @@ def time_call(fn, seconds: float, min_runs: int = 3) -> dict:
     fn()
     times.append(time.perf_counter() - start)
   return {'compile_s': compile_s, 'median_s': float(np.median(times)),
-          'runs': len(times)}
+          'min_s': float(np.min(times)), 'runs': len(times)}
 
 
 def inputs(reader, batch: int, seed: int = 0):
@@ -85,10 +95,12 @@ def speed(reader, batch: int, beam_size: int, seconds: float) -> dict:
   timing = time_call(lambda: reader.predict_batch(images, widths,
                                                   beam_size=beam_size),
                      seconds)
-  per_call = timing['median_s']
+  per_call = timing['min_s']
   return {'batch': batch, 'beam_size': beam_size,
           'ms_per_image': 1000.0 * per_call / batch,
-          'images_per_s': batch / per_call, **timing}
+          'images_per_s': batch / per_call,
+          'median_ms_per_image': 1000.0 * timing['median_s'] / batch,
+          **timing}
 
 
 def model_size(reader) -> dict:
@@ -104,12 +116,16 @@ def model_size(reader) -> dict:
   return sizes
 
 
-def benchmark_preset(preset: str, beam_size: int, seconds: float) -> dict:
+def benchmark_preset(preset: str, beam_size: int, seconds: float,
+                     conv_impl: str | None = None) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   from ocr_jax import inference  # pylint: disable=g-import-not-at-top
-  reader = inference.Reader.random(preset, batch_size=64)
+  conv_impl = conv_impl or inference.inference_conv_impl()
+  reader = inference.Reader.random(preset, batch_size=64,
+                                   conv_impl=conv_impl)
   params = sum(x.size for x in jax.tree.leaves(reader.variables['params']))
   result = {'preset': preset, 'kind': reader.spec.kind,
+            'conv_impl': conv_impl,
             'parameters': int(params), 'runs': []}
   for beam in sorted({1, beam_size}):
     for batch in (1, 64):
@@ -152,13 +168,18 @@ def main(argv=None) -> int:
   parser.add_argument('--beam_size', type=int, default=5)
   parser.add_argument('--seconds', type=float, default=3.0,
                       help='Timing budget per measurement.')
+  parser.add_argument('--conv_impl', default=None,
+                      help='Convolution implementation (default: the '
+                      "Reader's, inference.inference_conv_impl()).")
   parser.add_argument('--output', default=os.path.join(
       RESULTS_DIR, 'inference_benchmark.json'))
   args = parser.parse_args(argv)
   info = machine_info()
   print('machine:', json.dumps(info), flush=True)
-  results = [benchmark_preset(p, args.beam_size, args.seconds)
+  results = [benchmark_preset(p, args.beam_size, args.seconds,
+                              args.conv_impl)
              for p in args.presets.split(',')]
+  info['load_average_1min_at_end'] = os.getloadavg()[0]
   report = {'benchmark': 'inference', 'machine': info,
             'targets': {'ms_per_image': TARGET_MS_PER_IMAGE,
                         'model_mb': TARGET_MODEL_MB},

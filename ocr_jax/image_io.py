@@ -26,6 +26,7 @@ pipeline does (see its docstring).
 
 import io
 import os
+import re
 import warnings
 from typing import Any
 
@@ -124,8 +125,11 @@ def _open_and_decode(f, name: str, max_pixels: int) -> np.ndarray:
       warnings.simplefilter('ignore', Image.DecompressionBombWarning)
       image = Image.open(f)
   except Image.DecompressionBombError as e:
-    raise ImageReadError(name, f'image too large to decode safely ({e})'
-                         ) from None
+    found = re.search(r'(\d+) pixels', str(e))
+    size = f'{int(found.group(1)) / 1e6:.0f} MP, ' if found else ''
+    raise ImageReadError(
+        name, f'image too large: {size}over the {max_pixels / 1e6:.0f} MP '
+        'limit (a possible decompression bomb; not decoded)') from None
   except Image.UnidentifiedImageError:
     kind = _sniff(f)
     if kind:

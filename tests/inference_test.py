@@ -168,6 +168,13 @@ def test_load_reader_dispatch_and_errors(reader, tmp_path, monkeypatch):
   monkeypatch.setenv(pretrained.ENV_DIR, str(tmp_path))
   assert inference.load_reader('test-digits').spec.vocabulary.name == (
       'digits')
+  monkeypatch.setitem(pretrained.MODELS, 'damaged',
+                      pretrained.PretrainedModel(
+                          name='damaged', filename='m.ocrx',
+                          description='test', vocabulary='digits',
+                          sha256='0' * 64))
+  with pytest.raises(OSError, match='SHA-256'):
+    inference.load_reader('damaged')
   with pytest.raises(ValueError, match='pretrained names'):
     inference.load_reader('no-such-model')
   os.makedirs(tmp_path / 'plain')
