@@ -124,11 +124,12 @@ def test_module_has_flax_conv_parameters(impl):
 
 
 def test_auto_resolves_by_backend():
-  impl = conv.resolve_conv_impl('auto', (3, 3), (1, 1))
+  args = ((32, 8, 16, 256), (3, 3, 256, 256), (1, 1))
+  impl = conv.resolve_conv_impl('auto', *args)
   if jax.default_backend() == 'cpu':
-    assert impl == conv.cpu_conv_impl((3, 3), (1, 1), 1)
+    assert impl == conv.cpu_conv_impl(*args)
   else:
     assert impl == 'native'
-  assert conv.resolve_conv_impl('matmul', (3, 3), (1, 1)) == 'matmul'
+  assert conv.resolve_conv_impl('matmul', *args) == 'matmul'
   with pytest.raises(ValueError, match='conv_impl'):
-    conv.resolve_conv_impl('winograd', (3, 3), (1, 1))
+    conv.resolve_conv_impl('winograd', *args)

@@ -2,6 +2,7 @@
 
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from ocr_jax import models
 from ocr_jax.models.attention_decoder import AttentionDecoder
 from ocr_jax.models.encoder import BiLSTMEncoder
+from ocr_jax.models.resnet import max_pool_3x3_s2
 
 VOCAB = 15  # The digit vocabulary: 5 special ids + 10 digits.
 # The prototype's reported parameter counts.
@@ -152,3 +154,16 @@ def test_bilstm_real_steps_ignore_padding():
   changed = encoder.apply(variables, x.at[0, 3:].set(50.0), lengths, False)
   np.testing.assert_allclose(changed[0, :3], out[0, :3], rtol=1e-6,
                              atol=1e-6)
+
+
+def test_max_pool_matches_flax():
+  reference = lambda x: nn.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1)))
+  for shape in [(2, 7, 9, 3), (2, 8, 8, 2), (1, 1, 5, 2)]:
+    # Through a ReLU, as in the stem: ties (zeros) get no gradient either way.
+    z = jax.random.normal(jax.random.key(0), shape)
+    fns = [lambda z, pool=pool: pool(jax.nn.relu(z))
+           for pool in (max_pool_3x3_s2, reference)]
+    (y, vjp), (y_ref, vjp_ref) = [jax.vjp(fn, z) for fn in fns]
+    np.testing.assert_array_equal(y, y_ref)
+    g = jax.random.normal(jax.random.key(1), y.shape)
+    np.testing.assert_array_equal(vjp(g)[0], vjp_ref(g)[0])

@@ -41,28 +41,32 @@ CONV_IMPLS = ('auto', 'native', 'matmul', 'shift')
 _DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
 
 
-def cpu_conv_impl(kernel_size: Sequence[int], strides: Sequence[int],
-                  groups: int) -> str:
+def cpu_conv_impl(in_shape: Sequence[int], kernel_shape: Sequence[int],
+                  strides: Sequence[int], groups: int = 1) -> str:
   """The fastest implementation on XLA:CPU for a convolution shape.
 
-  Measured by benchmarks/conv_benchmark.py (forward plus both gradients, the
-  `small` preset at batch 32 on 64x128 images, float32 and bfloat16; the
-  figures are in benchmarks/results/conv.json).
+  Measured by benchmarks/conv_benchmark.py (forward plus gradients, every
+  convolution of the `small` preset at batch 32 on 64x128 images, float32
+  and bfloat16; figures in benchmarks/results/conv.json).
 
   Args:
-    kernel_size: (kh, kw).
+    in_shape: [batch, height, width, in_channels].
+    kernel_shape: [kh, kw, in_channels / groups, out_channels].
     strides: (sh, sw).
     groups: feature_group_count.
 
   Returns:
     'native' or 'matmul'.
   """
-  del kernel_size, strides, groups
-  return 'native'
+  del strides
+  if groups != 1:
+    return 'native'
+  return 'matmul' if in_shape[-1] >= 128 else 'native'
 
 
-def resolve_conv_impl(conv_impl: str, kernel_size: Sequence[int],
-                      strides: Sequence[int], groups: int = 1) -> str:
+def resolve_conv_impl(conv_impl: str, in_shape: Sequence[int],
+                      kernel_shape: Sequence[int], strides: Sequence[int],
+                      groups: int = 1) -> str:
   """Maps 'auto' to a concrete implementation for the default backend."""
   if conv_impl not in CONV_IMPLS:
     raise ValueError(f'conv_impl {conv_impl!r} is not one of {CONV_IMPLS}')
@@ -70,7 +74,7 @@ def resolve_conv_impl(conv_impl: str, kernel_size: Sequence[int],
     return conv_impl
   if jax.default_backend() != 'cpu':
     return 'native'
-  return cpu_conv_impl(kernel_size, strides, groups)
+  return cpu_conv_impl(in_shape, kernel_shape, strides, groups)
 
 
 def explicit_padding(padding: str | Sequence[tuple[int, int]],
@@ -267,7 +271,7 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1),
   """
   strides = tuple(strides)
   pads = explicit_padding(padding, x.shape[1:3], kernel.shape[:2], strides)
-  impl = resolve_conv_impl(impl, kernel.shape[:2], strides, groups)
+  impl = resolve_conv_impl(impl, x.shape, kernel.shape, strides, groups)
   return _IMPLS[impl](x, kernel, strides, pads, groups, dtype)
 
 

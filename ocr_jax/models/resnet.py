@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
+from jax import lax
 import jax.numpy as jnp
 
 from ocr_jax.models.conv import Conv
@@ -32,6 +33,97 @@ def batch_norm(train: bool, dtype: Dtype, **kwargs) -> nn.BatchNorm:
   """BatchNorm with PyTorch's defaults (momentum 0.1 = flax 0.9, eps 1e-5)."""
   return nn.BatchNorm(use_running_average=not train, momentum=0.9,
                       epsilon=1e-5, dtype=dtype, **kwargs)
+
+
+def _pool_windows(x: jax.Array) -> list[jax.Array]:
+  """The nine [b, ceil(h/2), ceil(w/2), c] windows of a 3x3/2 pool, pad 1."""
+  b, h, w, c = x.shape
+  ho, wo = (h + 1) // 2, (w + 1) // 2
+  xp = jnp.pad(x, ((0, 0), (1, 2 * ho - h), (1, 2 * wo - w), (0, 0)),
+               constant_values=-jnp.inf)
+  return [lax.slice(xp, (0, i, j, 0), (b, i + 2 * ho - 1, j + 2 * wo - 1, c),
+                    (1, 2, 2, 1)) for i in range(3) for j in range(3)]
+
+
+def _pool_forward(x: jax.Array) -> jax.Array:
+  out = None
+  for window in _pool_windows(x):
+    out = window if out is None else jnp.maximum(out, window)
+  return out
+
+
+@jax.custom_vjp
+def _max_pool(x: jax.Array) -> jax.Array:
+  return _pool_forward(x)
+
+
+def _max_pool_fwd(x):
+  out = _pool_forward(x)
+  return out, (x, out)
+
+
+def _shift(y: jax.Array, rows: int, cols: int, fill: float) -> jax.Array:
+  """y[:, a + rows, b + cols], filled past the end."""
+  _, h, w, _ = y.shape
+  y = y[:, rows:, cols:]
+  return jnp.pad(y, ((0, 0), (0, rows), (0, cols), (0, 0)),
+                 constant_values=fill)[:, :h, :w]
+
+
+def _max_pool_bwd(residuals, g):
+  """Sends each output's gradient to the inputs equal to its maximum.
+
+  Input row 2a is covered by output row a only; row 2a + 1 by output rows
+  a and a + 1 (likewise for columns), so each input element compares itself
+  with at most four neighbouring outputs. Every element computes only its
+  own sum, which XLA fuses into one cheap loop.
+  """
+  x, out = residuals
+  b, h, w, c = x.shape
+  _, ho, wo, _ = out.shape
+  xp = jnp.pad(x, ((0, 0), (0, 2 * ho - h), (0, 2 * wo - w), (0, 0)),
+               constant_values=-jnp.inf).reshape(b, ho, 2, wo, 2, c)
+  zero = jnp.zeros((), g.dtype)
+  neighbours = {(r, s): (_shift(out, r, s, jnp.inf), _shift(g, r, s, 0))
+                for r in (0, 1) for s in (0, 1)}
+  rows = []
+  for p in (0, 1):
+    cols = []
+    for q in (0, 1):
+      x_pq = xp[:, :, p, :, q]
+      grad = zero
+      for r in range(p + 1):
+        for s in range(q + 1):
+          out_rs, g_rs = neighbours[(r, s)]
+          grad = grad + jnp.where(x_pq == out_rs, g_rs, zero)
+      cols.append(grad)
+    rows.append(jnp.stack(cols, axis=3))
+  grid = jnp.stack(rows, axis=2).reshape(b, 2 * ho, 2 * wo, c)
+  return (grid[:, :h, :w],)
+
+
+_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
+def max_pool_3x3_s2(x: jax.Array) -> jax.Array:
+  """3x3 max pool, stride 2, padding 1 (torchvision's ResNet stem pool).
+
+  Same values as `nn.max_pool`, and the same gradient except on ties: every
+  input equal to its window's maximum receives the window's gradient (XLA
+  picks the first). The pool follows a ReLU, whose only ties are zeros with
+  negative pre-activations, whose gradient the ReLU drops. The gradient is
+  hand-written because XLA:CPU lowers the gradient of `lax.reduce_window`
+  to a reduction over (value, index) tuples, and the gradient of nine
+  elementwise maxima to a loop that recomputes the maxima per element; both
+  cost more than the stem convolution.
+
+  Args:
+    x: [batch, height, width, channels].
+
+  Returns:
+    [batch, ceil(height / 2), ceil(width / 2), channels].
+  """
+  return _max_pool(x)
 
 
 class BasicBlock(nn.Module):
@@ -101,7 +193,7 @@ class ResNet(nn.Module):
     x = Conv(self.stem_features, (7, 7), (2, 2), padding=((3, 3), (3, 3)),
              dtype=self.dtype, conv_impl=self.conv_impl, name='stem_conv')(x)
     x = nn.relu(batch_norm(train, self.dtype, name='stem_norm')(x))
-    x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+    x = max_pool_3x3_s2(x)
     for i, (blocks, width, strides) in enumerate(
         zip(self.stage_sizes, self.widths, self.stage_strides)):
       for j in range(blocks):
