@@ -90,7 +90,8 @@ def _ctc_best_path(model, variables, images, widths):
 def _encode(model, variables, images, widths):
   memory, keys, paddings = model.apply(variables, images, widths,
                                        method='encode')
-  carry = model.apply(variables, images.shape[0], method='initial_carry')
+  carry = model.apply(variables, images.shape[0], memory.shape[1],
+                      method='initial_carry')
   return carry, (memory, keys, paddings)
 
 

@@ -16,13 +16,22 @@ import jax
 import jax.numpy as jnp
 
 Dtype = Any
-Carry = tuple[tuple[jax.Array, jax.Array], ...]
+# (LSTM (c, h) per layer, previous attention weights [batch, time]).
+Carry = tuple[tuple[tuple[jax.Array, jax.Array], ...], jax.Array]
+# Width of the 1-D filter over the previous attention weights.
+_LOCATION_KERNEL = 9
 
 _MASKED = -1e9
 
 
 class AdditiveAttention(nn.Module):
-  """score(q, k_t) = v . tanh(W_k k_t + W_q q + b), masked softmax over t.
+  """score(q, k_t) = v . tanh(W_k k_t + W_q q + U (F * a_prev)_t + b).
+
+  Additive (Bahdanau) attention made location-aware (Chorowski et al.,
+  2015): a 1-D convolution F of the previous step's weights a_prev feeds the
+  score, so the model learns early that reading moves left to right. Without
+  it the decoder sat for thousands of steps on a language-model plateau
+  (loss ~2.0 on digits) before the alignment emerged.
 
   Attributes:
     attention_dim: size of the projected keys and query.
@@ -36,13 +45,16 @@ class AdditiveAttention(nn.Module):
                              dtype=self.dtype)
     self.query_proj = nn.Dense(self.attention_dim, dtype=self.dtype)
     self.energy = nn.Dense(1, use_bias=False, dtype=self.dtype)
+    self.location = nn.Conv(self.attention_dim, (_LOCATION_KERNEL,),
+                            padding='SAME', use_bias=False, dtype=self.dtype)
 
   def project_keys(self, memory: jax.Array) -> jax.Array:
     """[batch, time, memory_dim] -> [batch, time, attention_dim]."""
     return self.key_proj(memory)
 
   def __call__(self, query: jax.Array, keys: jax.Array, values: jax.Array,
-               paddings: jax.Array) -> tuple[jax.Array, jax.Array]:
+               paddings: jax.Array,
+               previous_weights: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Attends over the memory.
 
     Args:
@@ -50,11 +62,13 @@ class AdditiveAttention(nn.Module):
       keys: [batch, time, attention_dim] from `project_keys`.
       values: [batch, time, memory_dim].
       paddings: [batch, time], 1.0 at padded time steps.
+      previous_weights: [batch, time], the previous step's weights.
 
     Returns:
       context [batch, memory_dim] and weights [batch, time] (float32).
     """
-    hidden = jnp.tanh(keys + self.query_proj(query)[:, None, :])
+    location = self.location(previous_weights[..., None].astype(self.dtype))
+    hidden = jnp.tanh(keys + location + self.query_proj(query)[:, None, :])
     scores = self.energy(hidden)[..., 0].astype(jnp.float32)
     scores = jnp.where(paddings > 0, _MASKED, scores)
     weights = jax.nn.softmax(scores, axis=-1)
@@ -90,10 +104,13 @@ class DecoderCell(nn.Module):
     self.dropout = nn.Dropout(self.dropout_rate)
     self.output = nn.Dense(self.vocab_size, dtype=self.dtype)
 
-  def initial_carry(self, batch_size: int) -> Carry:
-    """Zero (c, h) per layer, each [batch, hidden]."""
+  def initial_carry(self, batch_size: int, time: int) -> Carry:
+    """Zero (c, h) per layer, each [batch, hidden], and attention weights
+    [batch, time] all on the first frame, where reading starts."""
     zeros = jnp.zeros((batch_size, self.hidden), self.dtype)
-    return tuple((zeros, zeros) for _ in range(self.num_layers))
+    weights = jax.nn.one_hot(jnp.zeros((batch_size,), jnp.int32), time,
+                             dtype=jnp.float32)
+    return tuple((zeros, zeros) for _ in range(self.num_layers)), weights
 
   def __call__(self, carry: Carry, tokens: jax.Array, keys: jax.Array,
                values: jax.Array, paddings: jax.Array,
@@ -111,18 +128,20 @@ class DecoderCell(nn.Module):
     Returns:
       The new carry and logits [batch, vocab_size] (float32).
     """
-    context, _ = self.attention(carry[-1][1], keys, values, paddings)
+    lstm_carry, previous_weights = carry
+    context, weights = self.attention(lstm_carry[-1][1], keys, values,
+                                      paddings, previous_weights)
     x = jnp.concatenate([self.embed(tokens), context.astype(self.dtype)], -1)
     new_carry = []
     for i, cell in enumerate(self.cells):
       if i:
         x = self.dropout(x, deterministic=not train)
-      layer_carry, x = cell(carry[i], x)
+      layer_carry, x = cell(lstm_carry[i], x)
       new_carry.append(tuple(c.astype(self.dtype) for c in layer_carry))
     x = jnp.concatenate([x, context.astype(self.dtype)], -1)
     x = self.dropout(x, deterministic=not train)
     logits = self.output(x).astype(jnp.float32)
-    return tuple(new_carry), logits
+    return (tuple(new_carry), weights), logits
 
 
 class AttentionDecoder(nn.Module):
@@ -151,9 +170,9 @@ class AttentionDecoder(nn.Module):
     """[batch, time, memory_dim] -> [batch, time, attention_dim]."""
     return self.cell.attention.project_keys(memory)
 
-  def initial_carry(self, batch_size: int) -> Carry:
-    """Zero LSTM state for `batch_size` sequences."""
-    return self.cell.initial_carry(batch_size)
+  def initial_carry(self, batch_size: int, time: int) -> Carry:
+    """Start state for `batch_size` sequences over `time` memory frames."""
+    return self.cell.initial_carry(batch_size, time)
 
   def step(self, carry: Carry, tokens: jax.Array, keys: jax.Array,
            memory: jax.Array, paddings: jax.Array) -> tuple[Carry, jax.Array]:
@@ -183,7 +202,7 @@ class AttentionDecoder(nn.Module):
                    split_rngs={'params': False, 'dropout': True},
                    in_axes=(1, nn.broadcast, nn.broadcast, nn.broadcast),
                    out_axes=1)
-    carry = self.initial_carry(decoder_inputs.shape[0])
+    carry = self.initial_carry(decoder_inputs.shape[0], memory.shape[1])
     _, logits = scan(self.cell, carry, decoder_inputs, keys, memory,
                      paddings)
     return logits

@@ -105,9 +105,9 @@ class AttentionOCR(nn.Module):
     memory, paddings = self.encoder(images, widths, train)
     return memory, self.decoder.project_keys(memory), paddings
 
-  def initial_carry(self, batch_size: int) -> Carry:
-    """Zero decoder state."""
-    return self.decoder.initial_carry(batch_size)
+  def initial_carry(self, batch_size: int, time: int) -> Carry:
+    """Decoder start state over `time` memory frames."""
+    return self.decoder.initial_carry(batch_size, time)
 
   def decode_step(self, carry: Carry, tokens: jax.Array, memory: jax.Array,
                   keys: jax.Array,
