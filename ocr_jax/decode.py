@@ -95,11 +95,20 @@ def _encode(model, variables, images, widths):
   return carry, (memory, keys, paddings)
 
 
+# Tokens an attention decoder never emits: it writes characters, then EOS.
+_NEVER_EMITTED = (charset.PAD_ID, charset.BOS_ID, charset.BLANK_ID)
+
+
 def _step(model, variables, carry, tokens, encoded):
-  """(carry, log-probs [batch, vocab]) after feeding tokens [batch]."""
+  """(carry, log-probs [batch, vocab]) after feeding tokens [batch].
+
+  PAD, BOS and BLANK are excluded (probability renormalised over the
+  characters, UNK and EOS), so a weak model cannot end a line with PAD.
+  """
   carry, logits = model.apply(variables, carry, tokens, *encoded,
                               method='decode_step')
-  return carry, jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  logits = logits.astype(jnp.float32).at[:, _NEVER_EMITTED].set(_NEG_INF)
+  return carry, jax.nn.log_softmax(logits, axis=-1)
 
 
 def _attention_greedy(model, variables, images, widths, max_length):

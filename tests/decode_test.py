@@ -49,7 +49,8 @@ class FixedAttention(nn.Module):
     table = images[:, 0]
     return table, table, jnp.zeros(table.shape[:2])
 
-  def initial_carry(self, batch_size):
+  def initial_carry(self, batch_size, time):
+    del time  # The fixed table needs no attention state.
     return jnp.zeros((batch_size,))
 
   def decode_step(self, carry, tokens, memory, keys, paddings):
