@@ -33,18 +33,7 @@ import numpy as np
 from ocr_jax import models
 from ocr_jax.models import conv
 
-_PRESET = flags.DEFINE_string('preset', 'small', 'Model preset.')
-_BATCH = flags.DEFINE_integer('batch_size', 32, 'Batch size.')
-_HEIGHT = flags.DEFINE_integer('height', 64, 'Image height.')
-_WIDTH = flags.DEFINE_integer('width', 128, 'Image width.')
-_IMPLS = flags.DEFINE_list('impls', ['native', 'matmul'],
-                           'Implementations to compare (also: shift).')
-_DTYPES = flags.DEFINE_list('dtypes', ['float32', 'bfloat16'],
-                            'Computation dtypes.')
-_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed runs per measurement.')
-_OUTPUT = flags.DEFINE_string(
-    'output', os.path.join(os.path.dirname(__file__), 'results', 'conv.json'),
-    'JSON output path.')
+FLAGS = flags.FLAGS
 
 ConvShape = collections.namedtuple(
     'ConvShape', 'input kernel strides padding groups reads_images')
@@ -144,7 +133,22 @@ def gflop(shape: ConvShape, out_shape) -> float:
   return 2 * np.prod(out_shape[:3]) * kh * kw * cin * cout / 1e9
 
 
-def bench_shape(shape: ConvShape, impl: str, dtype) -> dict:
+def define_flags():
+  """Defined only when run as a script, so other benchmarks can import."""
+  flags.DEFINE_string('preset', 'small', 'Model preset.')
+  flags.DEFINE_integer('batch_size', 32, 'Batch size.')
+  flags.DEFINE_integer('height', 64, 'Image height.')
+  flags.DEFINE_integer('width', 128, 'Image width.')
+  flags.DEFINE_list('impls', ['native', 'matmul'],
+                    'Implementations to compare (also: shift).')
+  flags.DEFINE_list('dtypes', ['float32', 'bfloat16'], 'Computation dtypes.')
+  flags.DEFINE_integer('repeats', 5, 'Timed runs per measurement.')
+  flags.DEFINE_string(
+      'output', os.path.join(os.path.dirname(__file__), 'results',
+                             'conv.json'), 'JSON output path.')
+
+
+def bench_shape(shape: ConvShape, impl: str, dtype, repeats: int) -> dict:
   """Forward and forward+gradient timings of one shape."""
   kx, kk, kg = jax.random.split(jax.random.key(0), 3)
   x = jax.random.normal(kx, shape.input)
@@ -161,8 +165,8 @@ def bench_shape(shape: ConvShape, impl: str, dtype) -> dict:
     return jax.vjp(fwd, x, kernel)[1](cotangent)
 
   work = gflop(shape, out.shape)
-  forward = time_compiled(fwd, (x, kernel), _REPEATS.value)
-  both = time_compiled(fwd_bwd, (x, kernel, cotangent), _REPEATS.value)
+  forward = time_compiled(fwd, (x, kernel), repeats)
+  both = time_compiled(fwd_bwd, (x, kernel, cotangent), repeats)
   passes = 2 if shape.reads_images else 3
   return {'fwd_min_s': forward['min_s'], 'fwd_cpu_s': forward['cpu_s'],
           'fwd_gflops': work / forward['min_s'],
@@ -172,36 +176,37 @@ def bench_shape(shape: ConvShape, impl: str, dtype) -> dict:
 
 def main(argv):
   del argv
-  shapes = conv_shapes(_PRESET.value, _BATCH.value, _HEIGHT.value,
-                       _WIDTH.value)
+  shapes = conv_shapes(FLAGS.preset, FLAGS.batch_size, FLAGS.height,
+                       FLAGS.width)
   rows = []
   for shape, count in shapes.items():
     auto = conv.resolve_conv_impl('auto', shape.input, shape.kernel,
                                   shape.strides, shape.groups)
-    for dtype in _DTYPES.value:
+    for dtype in FLAGS.dtypes:
       row = {'input': shape.input, 'kernel': shape.kernel,
              'strides': shape.strides, 'groups': shape.groups,
              'count': count, 'dtype': dtype, 'auto': auto}
-      for impl in _IMPLS.value:
-        row[impl] = bench_shape(shape, impl, jnp.dtype(dtype))
-      best = min(_IMPLS.value, key=lambda i: row[i]['fwd_bwd_min_s'])
-      row['fastest'] = best
+      for impl in FLAGS.impls:
+        row[impl] = bench_shape(shape, impl, jnp.dtype(dtype), FLAGS.repeats)
+      row['fastest'] = min(FLAGS.impls,
+                           key=lambda i, row=row: row[i]['fwd_bwd_min_s'])
       print(json.dumps(row), flush=True)
       rows.append(row)
   totals = {}
-  for dtype in _DTYPES.value:
-    for impl in _IMPLS.value + ['auto']:
+  for dtype in FLAGS.dtypes:
+    for impl in FLAGS.impls + ['auto']:
       totals[f'{impl}_{dtype}_fwd_bwd_s'] = sum(
           r['count'] * r[r['auto'] if impl == 'auto' else impl][
               'fwd_bwd_min_s'] for r in rows if r['dtype'] == dtype)
   print(json.dumps(totals, indent=1))
-  os.makedirs(os.path.dirname(_OUTPUT.value) or '.', exist_ok=True)
-  with open(_OUTPUT.value, 'w') as f:
-    json.dump({'machine': machine_info(), 'preset': _PRESET.value,
-               'batch_size': _BATCH.value, 'image': [_HEIGHT.value,
-                                                     _WIDTH.value],
-               'totals': totals, 'shapes': rows}, f, indent=1)
+  os.makedirs(os.path.dirname(FLAGS.output) or '.', exist_ok=True)
+  with open(FLAGS.output, 'w') as f:
+    json.dump({'machine': machine_info(), 'preset': FLAGS.preset,
+               'batch_size': FLAGS.batch_size,
+               'image': [FLAGS.height, FLAGS.width], 'totals': totals,
+               'shapes': rows}, f, indent=1)
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

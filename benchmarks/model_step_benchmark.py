@@ -1,12 +1,14 @@
 """Times one jitted training step (forward, backward, Adam) of a preset.
 
   python benchmarks/model_step_benchmark.py --preset=small --batch_size=32 \
-      --conv_impls=native,matmul,auto --dtypes=float32,bfloat16 --parts
+      --conv_impls=auto,native,matmul --dtypes=float32,bfloat16 --parts
 
 For each (conv_impl, dtype) it AOT-compiles the step at the real shapes
 (random 64x128 images, full widths, labels of max_length digits + EOS; the
 attention models teacher-force max_length + 1 steps), runs it --steps times
-after one warm-up and reports the median seconds per step, images/s and
+after one warm-up (each run started once the shared machine's CPUs are
+idle, see conv_benchmark.wait_for_idle_cpu) and reports the median and
+minimum seconds per step, the median process CPU seconds, images/s and
 compile seconds. With --parts it also times forward + backward of the
 backbone alone and of the whole encoder (backbone + projection + sequence
 encoder), so the decoder/head + loss + update share is the remainder.
@@ -16,8 +18,6 @@ Results go to --output as JSON together with the machine description.
 import functools
 import json
 import os
-import platform
-import time
 
 from absl import app
 from absl import flags
@@ -29,13 +29,17 @@ import optax
 from ocr_jax import charset
 from ocr_jax import models
 
+# Run as a script, so benchmarks/ is on the path.
+from conv_benchmark import machine_info  # pylint: disable=g-bad-import-order
+from conv_benchmark import time_compiled  # pylint: disable=g-bad-import-order
+
 _PRESET = flags.DEFINE_string('preset', 'small', 'Model preset.')
 _BATCH = flags.DEFINE_integer('batch_size', 32, 'Batch size.')
 _HEIGHT = flags.DEFINE_integer('height', 64, 'Image height.')
 _WIDTH = flags.DEFINE_integer('width', 128, 'Image width.')
 _VOCAB = flags.DEFINE_integer('vocab_size', 15, 'Output classes.')
-_STEPS = flags.DEFINE_integer('steps', 7, 'Timed steps (median reported).')
-_IMPLS = flags.DEFINE_list('conv_impls', ['native', 'matmul'],
+_STEPS = flags.DEFINE_integer('steps', 7, 'Timed steps.')
+_IMPLS = flags.DEFINE_list('conv_impls', ['auto', 'native', 'matmul'],
                            'Convolution implementations to compare.')
 _DTYPES = flags.DEFINE_list('dtypes', ['float32', 'bfloat16'],
                             'Computation dtypes to compare.')
@@ -43,20 +47,6 @@ _PARTS = flags.DEFINE_bool('parts', False, 'Also time backbone / encoder.')
 _OUTPUT = flags.DEFINE_string(
     'output', os.path.join(os.path.dirname(__file__), 'results',
                            'model_step.json'), 'JSON output path.')
-
-
-def machine_info() -> dict:
-  """CPU model, core count, jax version and backend."""
-  cpu = platform.processor()
-  try:
-    with open('/proc/cpuinfo') as f:
-      cpu = next(line.split(':', 1)[1].strip() for line in f
-                 if line.startswith('model name'))
-  except (OSError, StopIteration):
-    pass
-  return {'cpu': cpu, 'cpu_count': os.cpu_count(),
-          'jax': jax.__version__, 'backend': jax.default_backend(),
-          'device': str(jax.devices()[0].device_kind)}
 
 
 def fake_batch(rng: np.random.Generator, kind: str, max_length: int) -> dict:
@@ -106,27 +96,6 @@ def train_step(state, batch, rng, *, model, kind, tx):
   (loss, batch_stats), grads = grad_fn(params, batch_stats, batch, rng)
   updates, opt_state = tx.update(grads, opt_state, params)
   return (optax.apply_updates(params, updates), batch_stats, opt_state), loss
-
-
-def time_compiled(fn, args, steps: int) -> dict:
-  """Compiles jit(fn) at args' shapes, runs it once, then times `steps` runs.
-
-  Returns compile seconds and the median and minimum wall seconds per run,
-  plus the median process CPU seconds per run (all threads): on a machine
-  shared with other jobs the minimum and the CPU time move least.
-  """
-  start = time.perf_counter()
-  compiled = jax.jit(fn).lower(*args).compile()
-  compile_s = time.perf_counter() - start
-  jax.block_until_ready(compiled(*args))
-  wall, cpu = [], []
-  for _ in range(steps):
-    start, start_cpu = time.perf_counter(), time.process_time()
-    jax.block_until_ready(compiled(*args))
-    wall.append(time.perf_counter() - start)
-    cpu.append(time.process_time() - start_cpu)
-  return {'compile_s': compile_s, 'median_s': float(np.median(wall)),
-          'min_s': float(np.min(wall)), 'cpu_s': float(np.median(cpu))}
 
 
 def part_grad_fn(module, variables_fn):
