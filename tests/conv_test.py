@@ -12,14 +12,15 @@ from ocr_jax.models import conv
 IMPLS = ('native', 'matmul', 'shift')
 
 # (input [h, w, cin], kernel (kh, kw), strides, padding, groups): every kind
-# of convolution the presets use, on small shapes; also a feature map one
-# row high (taps that only meet padding are skipped by 'matmul').
+# of convolution the presets use, on small shapes; also feature maps one and
+# two rows high (taps that only meet padding are skipped by 'matmul').
 CASES = [
     ((9, 11, 3), (7, 7), (2, 2), ((3, 3), (3, 3)), 1),  # ResNet stem
     ((6, 7, 4), (3, 3), (1, 1), 'SAME', 1),
     ((6, 7, 4), (3, 3), (2, 1), 'SAME', 1),
     ((6, 7, 4), (3, 3), (2, 2), 'SAME', 1),
     ((1, 7, 4), (3, 3), (1, 1), 'SAME', 1),  # one row high
+    ((2, 7, 4), (3, 3), (1, 1), 'SAME', 1),  # two rows: two bands
     ((2, 7, 4), (3, 3), (2, 1), 'SAME', 1),  # two rows to one
     ((6, 7, 4), (1, 1), (2, 1), 'SAME', 1),  # shortcut projections
     ((6, 7, 4), (1, 1), (2, 2), 'SAME', 1),

@@ -157,67 +157,110 @@ def _native_conv(x, kernel, strides, pads, groups, dtype):
   return y.astype(dtype)
 
 
+def _out_size(size: int, kernel: int, stride: int, pads: tuple[int, int]):
+  return (size + sum(pads) - kernel) // stride + 1
+
+
 def _live_taps(size: int, kernel: int, stride: int, pad_lo: int,
-               out_size: int) -> tuple[int, int]:
+               outputs: Sequence[int]) -> tuple[int, int]:
   """[first, last + 1) kernel taps that read real input for some output."""
-  live = [
-      k for k in range(kernel)
-      if any(0 <= o * stride + k - pad_lo < size for o in range(out_size))
-  ]
+  live = [k for k in range(kernel)
+          if any(0 <= o * stride + k - pad_lo < size for o in outputs)]
   return live[0], live[-1] + 1
 
 
-def _tap_windows(x, kernel_shape, strides, pads):
-  """Strided windows of the padded input, one per live kernel tap.
+# Output rows are split into bands with their own live kernel rows only when
+# that saves at least this fraction of the multiply-adds: a 3x3 kernel on 2
+# rows saves 1/3; on 4 rows 1/6, not worth the extra products and the
+# concatenation.
+_MIN_BAND_SAVING = 0.25
+
+
+def _row_bands(h: int, kh: int, sh: int, pad_top: int,
+               ho: int) -> list[tuple[int, int, int, int]]:
+  """(first row, end row, first tap, end tap) bands of output rows.
+
+  Consecutive output rows whose windows read the same live kernel rows share
+  a band; a single band covering all rows is returned when splitting saves
+  too little.
+  """
+  bands = []
+  for r in range(ho):
+    taps = _live_taps(h, kh, sh, pad_top, [r])
+    if bands and bands[-1][2:] == taps:
+      bands[-1] = (bands[-1][0], r + 1, *taps)
+    else:
+      bands.append((r, r + 1, *taps))
+  whole = (0, ho, *_live_taps(h, kh, sh, pad_top, range(ho)))
+  work = lambda band: (band[1] - band[0]) * (band[3] - band[2])
+  saving = 1 - sum(map(work, bands)) / work(whole)
+  return bands if saving >= _MIN_BAND_SAVING else [whole]
+
+
+def _windows(xp, strides, rows, taps_h, taps_w, wo):
+  """Strided [B, rows, Wo, C] windows of the padded input, one per tap.
 
   Args:
-    x: [B, H, W, C].
-    kernel_shape: (kh, kw, ...).
+    xp: the padded input [B, Hp, Wp, C].
     strides: (sh, sw).
-    pads: ((top, bottom), (left, right)).
+    rows: (first, end) output rows.
+    taps_h: (first, end) kernel rows.
+    taps_w: (first, end) kernel columns.
+    wo: output columns.
 
   Returns:
-    (windows, rows, cols): windows is a list of [B, Ho, Wo, C] arrays in
-    row-major tap order over the live taps rows x cols, where rows and cols
-    are (start, stop) ranges of kernel taps.
+    The windows in row-major tap order.
   """
-  b, h, w, c = x.shape
-  (kh, kw), (sh, sw) = kernel_shape[:2], strides
-  ho = (h + sum(pads[0]) - kh) // sh + 1
-  wo = (w + sum(pads[1]) - kw) // sw + 1
-  rows = _live_taps(h, kh, sh, pads[0][0], ho)
-  cols = _live_taps(w, kw, sw, pads[1][0], wo)
-  xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-  windows = [
-      lax.slice(xp, (0, i, j, 0),
-                (b, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, c),
+  b, _, _, c = xp.shape
+  (sh, sw), (r0, r1) = strides, rows
+  return [
+      lax.slice(xp, (0, r0 * sh + i, j, 0),
+                (b, (r1 - 1) * sh + i + 1, j + (wo - 1) * sw + 1, c),
                 (1, sh, sw, 1))
-      for i in range(*rows) for j in range(*cols)
+      for i in range(*taps_h) for j in range(*taps_w)
   ]
-  return windows, rows, cols
 
 
 def _im2col_conv(x, kernel, strides, pads, groups, dtype):
-  """Convolution as one [B*Ho*Wo, taps*Cin] x [taps*Cin, Cout] product."""
+  """Convolution as [B*Ho*Wo, taps*Cin] x [taps*Cin, Cout] products.
+
+  One product per band of output rows (see `_row_bands`), over the kernel
+  taps that read real input for those rows.
+  """
   if groups != 1:
     if groups == x.shape[-1] and kernel.shape[2] == 1:
       return _depthwise_shift_conv(x, kernel, strides, pads, dtype)
     return _native_conv(x, kernel, strides, pads, groups, dtype)
-  windows, rows, cols = _tap_windows(x.astype(dtype), kernel.shape, strides,
-                                     pads)
-  patches = windows[0] if len(windows) == 1 else jnp.concatenate(windows, -1)
-  live = kernel[rows[0]:rows[1], cols[0]:cols[1]]
-  return matmul(patches, live.reshape(-1, kernel.shape[-1]), dtype)
+  _, h, w, _ = x.shape
+  kh, kw, _, cout = kernel.shape
+  ho = _out_size(h, kh, strides[0], pads[0])
+  wo = _out_size(w, kw, strides[1], pads[1])
+  taps_w = _live_taps(w, kw, strides[1], pads[1][0], range(wo))
+  xp = jnp.pad(x.astype(dtype), ((0, 0), pads[0], pads[1], (0, 0)))
+  outputs = []
+  for r0, r1, k0, k1 in _row_bands(h, kh, strides[0], pads[0][0], ho):
+    windows = _windows(xp, strides, (r0, r1), (k0, k1), taps_w, wo)
+    patches = windows[0] if len(windows) == 1 else jnp.concatenate(windows,
+                                                                    -1)
+    live = kernel[k0:k1, taps_w[0]:taps_w[1]].reshape(-1, cout)
+    outputs.append(matmul(patches, live, dtype))
+  return outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, 1)
 
 
 def _depthwise_shift_conv(x, kernel, strides, pads, dtype):
   """Depthwise convolution as a sum of shifted elementwise products."""
-  windows, rows, cols = _tap_windows(x.astype(dtype), kernel.shape, strides,
-                                     pads)
-  live = kernel[rows[0]:rows[1], cols[0]:cols[1], 0, :].astype(dtype)
-  taps = [(i, j) for i in range(live.shape[0]) for j in range(live.shape[1])]
-  acc = sum(win.astype(jnp.float32) * live[i, j].astype(jnp.float32)
-            for win, (i, j) in zip(windows, taps))
+  _, h, w, _ = x.shape
+  kh, kw = kernel.shape[:2]
+  ho = _out_size(h, kh, strides[0], pads[0])
+  wo = _out_size(w, kw, strides[1], pads[1])
+  taps_h = _live_taps(h, kh, strides[0], pads[0][0], range(ho))
+  taps_w = _live_taps(w, kw, strides[1], pads[1][0], range(wo))
+  xp = jnp.pad(x.astype(dtype), ((0, 0), pads[0], pads[1], (0, 0)))
+  windows = _windows(xp, strides, (0, ho), taps_h, taps_w, wo)
+  live = kernel[taps_h[0]:taps_h[1], taps_w[0]:taps_w[1], 0].reshape(
+      -1, kernel.shape[-1]).astype(jnp.float32)
+  acc = sum(win.astype(jnp.float32) * live[k]
+            for k, win in enumerate(windows))
   return acc.astype(dtype)
 
 
@@ -231,8 +274,8 @@ def _shift_conv(x, kernel, strides, pads, groups, dtype):
   z = z.reshape(*x.shape[:3], kh * kw, cout)
   b, h, w, _ = x.shape
   (sh, sw) = strides
-  ho = (h + sum(pads[0]) - kh) // sh + 1
-  wo = (w + sum(pads[1]) - kw) // sw + 1
+  ho = _out_size(h, kh, sh, pads[0])
+  wo = _out_size(w, kw, sw, pads[1])
   zp = jnp.pad(z, ((0, 0), pads[0], pads[1], (0, 0), (0, 0)))
   out = None
   for i in range(kh):
