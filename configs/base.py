@@ -56,6 +56,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.loss = 'cross_entropy'
   # Label smoothing of the cross-entropy loss.
   config.label_smoothing = 0.0
+  # Weight of an auxiliary CTC loss (per character) on the encoder of
+  # attention models (joint CTC-attention); it aligns the encoder early and
+  # shortens the decoder's plateau. 0 trains the decoder alone.
+  config.ctc_aux_weight = 0.2
   # Focal loss alpha and gamma.
   config.focal_alpha = 1.0
   config.focal_gamma = 2.0

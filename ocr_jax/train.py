@@ -89,8 +89,15 @@ def train_step(state, batch, rng, *, model, config, kind, learning_rate_fn):
     (logits, paddings), updates = model.apply(
         {'params': params, 'batch_stats': state.batch_stats},
         batch['image'], batch['width'], decoder_inputs, train=True,
-        rngs={'dropout': dropout_rng}, mutable=['batch_stats'])
+        rngs={'dropout': dropout_rng},
+        mutable=['batch_stats', 'intermediates'])
     loss = compute_loss(logits, paddings, batch, config, kind)
+    if kind == 'attention' and config.ctc_aux_weight > 0:
+      (ctc_logits, ctc_paddings), = updates['intermediates']['ctc']
+      per_char = losses.ctc_loss(
+          ctc_logits, ctc_paddings, batch['labels'], batch['label_length'],
+          blank_id=charset.BLANK_ID) / jnp.maximum(batch['label_length'], 1)
+      loss = loss + config.ctc_aux_weight * jnp.mean(per_char)
     return loss, updates['batch_stats']
 
   (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(

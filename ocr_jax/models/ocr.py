@@ -115,14 +115,25 @@ class AttentionOCR(nn.Module):
     """One greedy/beam step: tokens [b] -> (carry, logits [b, vocab])."""
     return self.decoder.step(carry, tokens, keys, memory, paddings)
 
+  @nn.compact
   def __call__(self, images: jax.Array, widths: jax.Array,
                decoder_inputs: jax.Array | None = None,
                train: bool = False) -> tuple[jax.Array, None]:
-    """Teacher-forced logits [batch, length, vocab] (float32) and None."""
+    """Teacher-forced logits [batch, length, vocab] (float32) and None.
+
+    Also sows ('intermediates', 'ctc') = (frame logits [batch, time, vocab],
+    paddings [batch, time]) of an auxiliary CTC head on the encoder memory:
+    training may add a CTC loss on it (joint CTC-attention), which aligns
+    the encoder early and shortens the decoder's language-model plateau.
+    """
     if decoder_inputs is None:
       raise ValueError('AttentionOCR needs decoder_inputs (BOS + shifted '
                        'labels); use ocr_jax.decode for inference')
     memory, paddings = self.encoder(images, widths, train)
+    ctc_logits = nn.Dense(self.decoder.vocab_size, dtype=memory.dtype,
+                          name='ctc_head')(memory)
+    self.sow('intermediates', 'ctc', (ctc_logits.astype(jnp.float32),
+                                      paddings))
     return self.decoder(memory, paddings, decoder_inputs, train), None
 
 
