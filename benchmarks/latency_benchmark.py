@@ -43,6 +43,8 @@ def measure(reader, seconds: float, png_path: str) -> dict:
   return {
       'ms_per_image_batch1': batch_1['ms_per_image'],
       'images_per_s_batch64': batch_64['images_per_s'],
+      'cpu_ms_per_image_batch1': batch_1['cpu_ms_per_image'],
+      'cpu_ms_per_image_batch64': batch_64['cpu_ms_per_image'],
       'end_to_end_ms_batch1': 1000.0 * end_to_end['min_s'],
       'compile_s_batch1': batch_1['compile_s'],
   }
@@ -102,8 +104,9 @@ def _print(name, entry):
   size = f'{entry["file_mb"]:6.1f} MB ' if 'file_mb' in entry else ' ' * 10
   print(f'{name:28s} {size}{entry["ms_per_image_batch1"]:7.2f} ms/image '
         f'(batch 1) {entry["images_per_s_batch64"]:7.1f} images/s '
-        f'(batch 64) {entry["end_to_end_ms_batch1"]:7.2f} ms end to end',
-        flush=True)
+        f'(batch 64) {entry["end_to_end_ms_batch1"]:7.2f} ms end to end; '
+        f'CPU ms/image {entry["cpu_ms_per_image_batch1"]:.2f} (batch 1) '
+        f'{entry["cpu_ms_per_image_batch64"]:.2f} (batch 64)', flush=True)
 
 
 if __name__ == '__main__':
