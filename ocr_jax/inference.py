@@ -35,6 +35,7 @@ import functools
 import os
 from typing import Any, Callable, Iterator
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -473,7 +474,10 @@ def load_workdir(workdir: str, *, step: int | None = None,
     if not os.path.isdir(directory):
       continue
     manager = ocp.CheckpointManager(
-        directory, options=ocp.CheckpointManagerOptions(create=False))
+        directory, options=ocp.CheckpointManagerOptions(create=False),
+        item_handlers={'state': ocp.PyTreeCheckpointHandler(),
+                       'host': ocp.JsonCheckpointHandler(),
+                       'config': ocp.JsonCheckpointHandler()})
     steps = manager.all_steps()
     found = (step if step in steps else None) if step is not None else (
         max(steps) if steps else None)
@@ -492,19 +496,43 @@ def load_workdir(workdir: str, *, step: int | None = None,
       dtype=jnp.dtype(config.get('dtype', 'float32')),
       conv_impl=conv_impl or inference_conv_impl(),
       dropout_rate=config.get('dropout_rate', 0.0))
-  abstract = abstract_variables(model, spec)
+  # Restore exactly the saved parameters and statistics (never the
+  # optimizer state), shaped as saved, then check them against the model.
+  saved = manager.item_metadata(found)['state']
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   target = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
-      {k: v for k, v in abstract.items() if k in ('params', 'batch_stats')
-       and jax.tree.leaves(v)})
+      {k: saved[k] for k in ('params', 'batch_stats')
+       if k in saved and jax.tree.leaves(saved[k])})
   state = manager.restore(found, args=ocp.args.Composite(
       state=ocp.args.PyTreeRestore(
           item=target, partial_restore=True,
           restore_args=ocp.checkpoint_utils.construct_restore_args(target))))
   variables = {'params': state['state']['params'],
                'batch_stats': state['state'].get('batch_stats', {})}
+  _check_variables(variables, abstract_variables(model, spec), workdir)
   return model, spec, variables
+
+
+def _check_variables(variables, expected, workdir: str) -> None:
+  """Raises if saved shapes differ; warns about missing or extra entries."""
+  saved = {jax.tree_util.keystr(path): leaf.shape for path, leaf in
+           jax.tree_util.tree_leaves_with_path(variables)}
+  wanted = {jax.tree_util.keystr(path): leaf.shape for path, leaf in
+            jax.tree_util.tree_leaves_with_path(
+                {k: expected.get(k, {}) for k in ('params', 'batch_stats')})}
+  wrong = sorted(k for k in saved.keys() & wanted.keys()
+                 if tuple(saved[k]) != tuple(wanted[k]))
+  if wrong:
+    raise ValueError(f'{workdir}: checkpoint shapes do not fit the model '
+                     f'code: {wrong[:5]}')
+  missing = sorted(wanted.keys() - saved.keys())
+  extra = sorted(saved.keys() - wanted.keys())
+  if missing or extra:
+    logging.warning(
+        '%s was saved by another version of the model code: missing %s, '
+        'unused %s; greedy decoding works if only unused heads differ.',
+        workdir, missing[:5], extra[:5])
 
 
 def abstract_variables(model, spec: ModelSpec):

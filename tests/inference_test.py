@@ -190,3 +190,18 @@ def test_variable_width_spec_from_the_dataset():
   assert spec.variable_width and spec.vocabulary.name == 'khmer'
   config['dataset'] = 'khmer_digits'
   assert not inference.ModelSpec.from_config(config, 'ctc').variable_width
+
+
+def test_workdir_from_older_model_code_still_reads(reader, images_folder,
+                                                   tmp_path, caplog):
+  params = dict(reader.variables['params'])
+  assert params.pop('ctc_head', None) is not None  # An auxiliary head.
+  older = inference.Reader(reader.spec, {
+      'params': params, 'batch_stats': reader.variables['batch_stats']},
+                           reader.predict_fns, model=reader.model)
+  workdir = write_workdir(tmp_path / 'old', older)
+  restored = inference.load_reader(workdir)
+  assert 'another version of the model code' in caplog.text
+  assert "['params']['ctc_head']" in caplog.text
+  path = str(images_folder / '00.png')
+  assert restored.read(path).text == reader.read(path).text
