@@ -338,9 +338,10 @@ def main(argv=None) -> int:
                       help='Comma-separated platforms to lower for.')
   parser.add_argument('--conv_impl', default=None,
                       choices=('auto', 'native', 'matmul', 'shift'),
-                      help="Convolution implementation traced into the "
-                      "file (default: 'matmul' when exporting on CPU, the "
-                      "fastest there; choose 'native' for GPU deployment).")
+                      help='Convolution implementation traced into the '
+                      'file (default: inference.inference_conv_impl(), the '
+                      "fastest on the exporting machine's backend; choose "
+                      "'native' when exporting on CPU for GPU deployment).")
   args = parser.parse_args(argv)
   from ocr_jax import inference  # pylint: disable=g-import-not-at-top
   reader = inference.load_reader(args.model, conv_impl=args.conv_impl)

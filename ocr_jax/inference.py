@@ -234,7 +234,7 @@ class Reader:
     from ocr_jax import models  # pylint: disable=g-import-not-at-top
     if max_label_length is None:
       max_label_length = models.get_spec(preset).max_length
-    conv_impl = conv_impl or inference_conv_impl()
+    conv_impl = conv_impl or inference_conv_impl(preset)
     config = {'model': preset, 'vocabulary': vocabulary,
               'image_height': image_height, 'image_width': image_width,
               'max_label_length': max_label_length, 'dataset': dataset,
@@ -438,19 +438,28 @@ def load_reader(spec: str, *, batch_size: int = 32,
                    f'{sorted(pretrained.MODELS) or "(none shipped yet)"}')
 
 
-def inference_conv_impl() -> str:
+def inference_conv_impl(preset: str | None = None) -> str:
   """The convolution implementation used for reading unless told otherwise.
 
-  On CPU, 'matmul' (im2col). CPU ms per image, greedy, 2-core AVX-512
+  On CPU: 'matmul' for the EfficientNet presets (its depthwise convolutions,
+  which 'auto' leaves native because their gradient is slow, run forward
+  3-4x faster as shifted products), 'auto' (the per-shape rule of
+  ocr_jax.models.conv) otherwise. CPU ms per image, greedy, 2-core AVX-512
   machine (benchmarks/inference_benchmark.py --conv_impl=...):
 
-                     batch 1 native / matmul   batch 64 native / matmul
-    small (ResNet)        14.2 / 11.0                7.0 / 8.2
-    large (EffNet)       160   / 115                69   / 17
+                     batch 1 auto / matmul   batch 64 auto / matmul
+    small (ResNet)       11.3 / 13.6              5.5 / 7.9
+    large (EffNet)      173   / 115              60   / 17
 
   Elsewhere 'native'.
   """
-  return 'matmul' if jax.default_backend() == 'cpu' else 'native'
+  if jax.default_backend() != 'cpu':
+    return 'native'
+  from ocr_jax import models  # pylint: disable=g-import-not-at-top
+  if preset is not None and models.get_spec(preset).backbone.startswith(
+      'efficientnet'):
+    return 'matmul'
+  return 'auto'
 
 
 def load_workdir(workdir: str, *, step: int | None = None,
@@ -494,7 +503,7 @@ def load_workdir(workdir: str, *, step: int | None = None,
   model = models.create_model(
       config['model'], vocab_size=spec.vocabulary.size,
       dtype=jnp.dtype(config.get('dtype', 'float32')),
-      conv_impl=conv_impl or inference_conv_impl(),
+      conv_impl=conv_impl or inference_conv_impl(config['model']),
       dropout_rate=config.get('dropout_rate', 0.0))
   # Restore exactly the saved parameters and statistics (never the
   # optimizer state), shaped as saved, then check them against the model.
