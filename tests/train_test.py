@@ -43,12 +43,17 @@ def test_training_writes_results_metrics_and_samples(khmer_digits_dir,
 
 
 def test_tiny_model_learns_the_digits(khmer_digits_dir, tmp_path):
-  config = tiny_config(khmer_digits_dir, num_epochs=3, steps_per_epoch=60,
-                       batch_size=16, learning_rate=3e-3, augment=False)
+  # The tiny task: read the 96 training images back (scored on the train
+  # split itself), which a working model and loss learn within 480 steps.
+  config = tiny_config(khmer_digits_dir, num_epochs=4, steps_per_epoch=120,
+                       batch_size=32, learning_rate=3e-3, augment=False,
+                       eval_split='train', test_split='validation')
   train.train_and_evaluate(config, str(tmp_path))
   history = read_results(str(tmp_path))['history']
-  assert history[-1]['train_loss'] < 0.8 * history[0]['train_loss']
-  assert history[-1]['val_char_accuracy'] > history[0]['val_char_accuracy']
+  assert history[-1]['train_loss'] < 0.6 * history[0]['train_loss']
+  assert history[-1]['val_char_accuracy'] > 0.5
+  assert (history[-1]['val_char_accuracy'] >
+          history[0]['val_char_accuracy'] + 0.3)
 
 
 def test_ctc_tiny_model_trains(khmer_digits_dir, tmp_path):
