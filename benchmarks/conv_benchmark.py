@@ -180,8 +180,10 @@ def main(argv):
                        FLAGS.width)
   rows = []
   for shape, count in shapes.items():
+    pads = conv.explicit_padding(shape.padding, shape.input[1:3],
+                                 shape.kernel[:2], shape.strides)
     auto = conv.resolve_conv_impl('auto', shape.input, shape.kernel,
-                                  shape.strides, shape.groups)
+                                  shape.strides, pads, shape.groups)
     for dtype in FLAGS.dtypes:
       row = {'input': shape.input, 'kernel': shape.kernel,
              'strides': shape.strides, 'groups': shape.groups,

@@ -125,7 +125,7 @@ def test_module_has_flax_conv_parameters(impl):
 
 
 def test_auto_resolves_by_backend():
-  args = ((32, 8, 16, 256), (3, 3, 256, 256), (1, 1))
+  args = ((32, 8, 16, 256), (3, 3, 256, 256), (1, 1), ((1, 1), (1, 1)))
   impl = conv.resolve_conv_impl('auto', *args)
   if jax.default_backend() == 'cpu':
     assert impl == conv.cpu_conv_impl(*args)

@@ -42,31 +42,42 @@ _DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
 
 
 def cpu_conv_impl(in_shape: Sequence[int], kernel_shape: Sequence[int],
-                  strides: Sequence[int], groups: int = 1) -> str:
-  """The fastest implementation on XLA:CPU for a convolution shape.
+                  strides: Sequence[int], pads: Pads, groups: int = 1) -> str:
+  """The faster implementation on XLA:CPU for a convolution shape.
 
-  Measured by benchmarks/conv_benchmark.py (forward plus gradients, every
+  From benchmarks/conv_benchmark.py (forward plus gradients of every
   convolution of the `small` preset at batch 32 on 64x128 images, float32
-  and bfloat16; figures in benchmarks/results/conv.json).
+  and bfloat16; figures in benchmarks/results/conv.json): XLA's convolution
+  wins while the input has few channels (the stem, 64 and 128 channels),
+  im2col products win for 1x1 kernels, for 256+ input channels (more so in
+  bfloat16, which XLA's convolution computes in float32) and wherever
+  kernel taps only meet padding (maps one or two rows high).
 
   Args:
     in_shape: [batch, height, width, in_channels].
     kernel_shape: [kh, kw, in_channels / groups, out_channels].
     strides: (sh, sw).
+    pads: ((top, bottom), (left, right)).
     groups: feature_group_count.
 
   Returns:
     'native' or 'matmul'.
   """
-  del strides
   if groups != 1:
     return 'native'
-  return 'matmul' if in_shape[-1] >= 128 else 'native'
+  kh, kw = kernel_shape[:2]
+  if kh * kw == 1 or in_shape[-1] >= 256:
+    return 'matmul'
+  h = in_shape[1]
+  ho = _out_size(h, kh, strides[0], pads[0])
+  bands = _row_bands(h, kh, strides[0], pads[0][0], ho)
+  skips_taps = len(bands) > 1 or bands[0][3] - bands[0][2] < kh
+  return 'matmul' if skips_taps else 'native'
 
 
 def resolve_conv_impl(conv_impl: str, in_shape: Sequence[int],
                       kernel_shape: Sequence[int], strides: Sequence[int],
-                      groups: int = 1) -> str:
+                      pads: Pads, groups: int = 1) -> str:
   """Maps 'auto' to a concrete implementation for the default backend."""
   if conv_impl not in CONV_IMPLS:
     raise ValueError(f'conv_impl {conv_impl!r} is not one of {CONV_IMPLS}')
@@ -74,7 +85,7 @@ def resolve_conv_impl(conv_impl: str, in_shape: Sequence[int],
     return conv_impl
   if jax.default_backend() != 'cpu':
     return 'native'
-  return cpu_conv_impl(in_shape, kernel_shape, strides, groups)
+  return cpu_conv_impl(in_shape, kernel_shape, strides, pads, groups)
 
 
 def explicit_padding(padding: str | Sequence[tuple[int, int]],
@@ -314,7 +325,8 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1),
   """
   strides = tuple(strides)
   pads = explicit_padding(padding, x.shape[1:3], kernel.shape[:2], strides)
-  impl = resolve_conv_impl(impl, x.shape, kernel.shape, strides, groups)
+  impl = resolve_conv_impl(impl, x.shape, kernel.shape, strides, pads,
+                           groups)
   return _IMPLS[impl](x, kernel, strides, pads, groups, dtype)
 
 
