@@ -181,6 +181,12 @@ class JsonlWriter:
     with open(self._path, 'a', encoding='utf-8') as f:
       f.write(json.dumps(record, ensure_ascii=False) + '\n')
 
+  def reset(self, records):
+    """Rewrites the file with `records` (the history of a resumed run)."""
+    with open(self._path, 'w', encoding='utf-8') as f:
+      for record in records:
+        f.write(json.dumps(record, ensure_ascii=False) + '\n')
+
 
 def format_eta(seconds):
   seconds = int(max(seconds, 0))
@@ -273,6 +279,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                                      state)
     plateau.load_state_dict(host['plateau'])
     stopper.load_state_dict(host['early_stopping'])
+    # Epochs after the checkpoint are replayed: drop their old records.
+    jsonl.reset(host['history'])
     logging.info('Resumed from epoch %d in %s', host['epoch'], workdir)
   state = sharding.replicate(state, mesh)
   logging.info('Model %s: %d parameters; %d steps per epoch', config.model,

@@ -68,17 +68,20 @@ class SimulatedCrash(Exception):
 
 
 def test_killed_run_resumes_bit_exactly(khmer_digits_dir, tmp_path):
-  config = tiny_config(khmer_digits_dir, num_epochs=3)
+  # Checkpoints at epochs 2 and 4; the crash after epoch 3 loses epoch 3,
+  # which the resumed run must replay identically.
+  config = tiny_config(khmer_digits_dir, num_epochs=4,
+                       checkpoint_every_epochs=2)
   reference = train.train_and_evaluate(config, str(tmp_path / 'whole'))
 
-  def crash_after_second_epoch(epoch):
-    if epoch == 2:
+  def crash_after_third_epoch(epoch):
+    if epoch == 3:
       raise SimulatedCrash()
 
   resumed_dir = str(tmp_path / 'resumed')
   with pytest.raises(SimulatedCrash):
     train.train_and_evaluate(config, resumed_dir,
-                             epoch_callback=crash_after_second_epoch)
+                             epoch_callback=crash_after_third_epoch)
   resumed = train.train_and_evaluate(config, resumed_dir)
   for a, b in zip(jax.tree.leaves(reference.params),
                   jax.tree.leaves(resumed.params)):
@@ -88,6 +91,9 @@ def test_killed_run_resumes_bit_exactly(khmer_digits_dir, tmp_path):
   assert whole['test'] == again['test']
   assert [r['train_loss'] for r in whole['history']] == [
       r['train_loss'] for r in again['history']]
+  with open(os.path.join(resumed_dir, 'metrics.jsonl'),
+            encoding='utf-8') as f:
+    assert [json.loads(line)['epoch'] for line in f] == [1, 2, 3, 4]
 
 
 def test_non_finite_loss_aborts_and_keeps_the_last_checkpoint(
