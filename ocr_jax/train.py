@@ -154,6 +154,8 @@ def create_checkpoint_managers(workdir, config):
 
 
 def save_checkpoint(manager, epoch, state, host_state, config):
+  if epoch in manager.all_steps():
+    return  # A replayed epoch (after a resume) reproduces the saved state.
   manager.save(epoch, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state),
       host=ocp.args.JsonSave(host_state),
@@ -410,7 +412,7 @@ def final_evaluation(config, workdir, state, host, best_mgr, evaluate_split,
       'status': 'finished',
       'epochs_run': host['epoch'],
       'stopped_early': bool(host.get('stopped_early', False)),
-      'best_epoch': (host['best'] or {}).get('epoch'),
+      'best_epoch': best_mgr.latest_step(),
       'best_validation': best_val,
       'final_validation': final_val,
       'test': test,

@@ -45,8 +45,19 @@ class PretrainedModel:
   scores: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-# No trained model is shipped yet: entries are added with their files.
-MODELS: dict[str, PretrainedModel] = {}
+MODELS: dict[str, PretrainedModel] = {
+    'khmer-digits': PretrainedModel(
+        name='khmer-digits',
+        filename='khmer-digits.ocrx',
+        description=(
+            'Khmer digit strings (1-8 digits): the small attention model of '
+            'configs/conservative_small.py, trained 16 epochs on '
+            'khmer_digits (best epoch 16), int8 weights.'),
+        vocabulary='digits',
+        sha256='6b5076172c0b28e5c2ae5e3d88ba2c27d5025bbaccf017a058813c6e9919c2c9',
+        scores={'test_char_accuracy': 0.9926, 'test_seq_accuracy': 0.969,
+                'val_char_accuracy': 0.9933, 'val_seq_accuracy': 0.971}),
+}
 
 
 def register(model: PretrainedModel) -> None:
