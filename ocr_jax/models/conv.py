@@ -232,6 +232,86 @@ def _windows(xp, strides, rows, taps_h, taps_w, wo):
   ]
 
 
+def _contract_last(a: jax.Array, b: jax.Array) -> jax.Array:
+  """a [..., k] @ b [k, n] -> [..., n], accumulated in float32."""
+  return lax.dot_general(a, b, (((a.ndim - 1,), (0,)), ((), ())),
+                         preferred_element_type=jnp.float32)
+
+
+def _im2col_plan(x_shape, kernel_shape, strides, pads):
+  """(output columns, live kernel columns, row bands) of an im2col conv."""
+  _, h, w, _ = x_shape
+  kh, kw = kernel_shape[:2]
+  ho = _out_size(h, kh, strides[0], pads[0])
+  wo = _out_size(w, kw, strides[1], pads[1])
+  taps_w = _live_taps(w, kw, strides[1], pads[1][0], range(wo))
+  return wo, taps_w, _row_bands(h, kh, strides[0], pads[0][0], ho)
+
+
+def _im2col_forward(x, kernel, strides, pads, dtype):
+  """Output [B, Ho, Wo, Cout] (dtype) and the patches of each band."""
+  wo, taps_w, bands = _im2col_plan(x.shape, kernel.shape, strides, pads)
+  xp = jnp.pad(x.astype(dtype), ((0, 0), pads[0], pads[1], (0, 0)))
+  outputs, patches = [], []
+  for r0, r1, k0, k1 in bands:
+    windows = _windows(xp, strides, (r0, r1), (k0, k1), taps_w, wo)
+    patches.append(windows[0] if len(windows) == 1 else
+                   jnp.concatenate(windows, -1))
+    live = kernel[k0:k1, taps_w[0]:taps_w[1]].reshape(-1, kernel.shape[-1])
+    outputs.append(_contract_last(patches[-1], live.astype(dtype)))
+  y = outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, 1)
+  return y.astype(dtype), patches
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _im2col(x, kernel, strides, pads, dtype):
+  return _im2col_forward(x, kernel, strides, pads, dtype)[0]
+
+
+def _im2col_fwd(x, kernel, strides, pads, dtype):
+  y, patches = _im2col_forward(x, kernel, strides, pads, dtype)
+  # A zero-size stand-in carries x's shape and dtype to the backward pass.
+  return y, (patches, kernel, jnp.zeros((0, *x.shape[1:]), x.dtype))
+
+
+def _im2col_bwd(strides, pads, dtype, residuals, g):
+  """Both gradient products in `dtype` with float32 accumulation; the
+  windows' gradients are summed back onto the input (col2im) in float32."""
+  patches, kernel, x_like = residuals
+  _, h, w, cin = x_like.shape
+  kh, kw, _, cout = kernel.shape
+  wo, taps_w, bands = _im2col_plan((0, h, w, cin), kernel.shape, strides,
+                                   pads)
+  hp, wp = h + sum(pads[0]), w + sum(pads[1])
+  (sh, sw), (c0, c1) = strides, taps_w
+  dkernel = jnp.zeros(kernel.shape, jnp.float32)
+  pieces = []
+  for (r0, r1, k0, k1), patch in zip(bands, patches):
+    g_band = g[:, r0:r1].astype(dtype)
+    live = kernel[k0:k1, c0:c1].reshape(-1, cout).astype(dtype)
+    dpatch = lax.dot_general(g_band, live, (((3,), (1,)), ((), ())),
+                             preferred_element_type=jnp.float32)
+    dlive = lax.dot_general(patch, g_band, (((0, 1, 2), (0, 1, 2)), ((), ())),
+                            preferred_element_type=jnp.float32)
+    dkernel = dkernel.at[k0:k1, c0:c1].add(
+        dlive.reshape(k1 - k0, c1 - c0, cin, cout))
+    taps = [(i, j) for i in range(k0, k1) for j in range(c0, c1)]
+    for t, (i, j) in enumerate(taps):
+      top, left = r0 * sh + i, j
+      bottom = hp - top - (r1 - r0 - 1) * sh - 1
+      right = wp - left - (wo - 1) * sw - 1
+      pieces.append(lax.pad(
+          dpatch[..., t * cin:(t + 1) * cin], jnp.float32(0),
+          ((0, 0, 0), (top, bottom, sh - 1), (left, right, sw - 1),
+           (0, 0, 0))))
+  dxp = functools.reduce(jnp.add, pieces)
+  dx = dxp[:, pads[0][0]:pads[0][0] + h, pads[1][0]:pads[1][0] + w]
+  return dx.astype(x_like.dtype), dkernel.astype(kernel.dtype)
+
+
+_im2col.defvjp(_im2col_fwd, _im2col_bwd)
+
+
 def _im2col_conv(x, kernel, strides, pads, groups, dtype):
   """Convolution as [B*Ho*Wo, taps*Cin] x [taps*Cin, Cout] products.
 
@@ -242,20 +322,7 @@ def _im2col_conv(x, kernel, strides, pads, groups, dtype):
     if groups == x.shape[-1] and kernel.shape[2] == 1:
       return _depthwise_shift_conv(x, kernel, strides, pads, dtype)
     return _native_conv(x, kernel, strides, pads, groups, dtype)
-  _, h, w, _ = x.shape
-  kh, kw, _, cout = kernel.shape
-  ho = _out_size(h, kh, strides[0], pads[0])
-  wo = _out_size(w, kw, strides[1], pads[1])
-  taps_w = _live_taps(w, kw, strides[1], pads[1][0], range(wo))
-  xp = jnp.pad(x.astype(dtype), ((0, 0), pads[0], pads[1], (0, 0)))
-  outputs = []
-  for r0, r1, k0, k1 in _row_bands(h, kh, strides[0], pads[0][0], ho):
-    windows = _windows(xp, strides, (r0, r1), (k0, k1), taps_w, wo)
-    patches = windows[0] if len(windows) == 1 else jnp.concatenate(windows,
-                                                                    -1)
-    live = kernel[k0:k1, taps_w[0]:taps_w[1]].reshape(-1, cout)
-    outputs.append(matmul(patches, live, dtype))
-  return outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, 1)
+  return _im2col(x, kernel, tuple(strides), pads, jnp.dtype(dtype))
 
 
 def _depthwise_shift_conv(x, kernel, strides, pads, dtype):
