@@ -10,6 +10,7 @@ import pytest
 
 from ocr_jax import models
 from ocr_jax.models.attention_decoder import AttentionDecoder
+from ocr_jax.models.attention_decoder import LocationFilter
 from ocr_jax.models.encoder import BiLSTMEncoder
 from ocr_jax.models.resnet import max_pool_3x3_s2
 
@@ -167,3 +168,15 @@ def test_max_pool_matches_flax():
     np.testing.assert_array_equal(y, y_ref)
     g = jax.random.normal(jax.random.key(1), y.shape)
     np.testing.assert_array_equal(vjp(g)[0], vjp_ref(g)[0])
+
+
+def test_location_filter_is_flax_conv():
+  weights = jax.random.uniform(jax.random.key(0), (3, 16))
+  conv = nn.Conv(8, (9,), padding='SAME', use_bias=False)
+  variables = conv.init(jax.random.key(1), weights[..., None])
+  ours = LocationFilter(8, 9)
+  assert (jax.tree.map(jnp.shape, ours.init(jax.random.key(1), weights)) ==
+          jax.tree.map(jnp.shape, variables))
+  np.testing.assert_allclose(ours.apply(variables, weights),
+                             conv.apply(variables, weights[..., None]),
+                             rtol=1e-5, atol=1e-6)

@@ -24,6 +24,35 @@ _LOCATION_KERNEL = 9
 _MASKED = -1e9
 
 
+class LocationFilter(nn.Module):
+  """1-D 'SAME' convolution of the attention weights, as one product.
+
+  Holds `nn.Conv(features, (kernel,), use_bias=False)`'s parameter ('kernel'
+  [kernel, 1, features]) and initialiser. XLA:CPU's convolution for this
+  one-channel filter (and above all its kernel gradient, once per decoder
+  step) cost more than the rest of the attention.
+
+  Attributes:
+    features: output channels.
+    kernel: filter width (odd).
+    dtype: computation dtype.
+  """
+  features: int
+  kernel: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, weights: jax.Array) -> jax.Array:
+    """[batch, time] -> [batch, time, features]."""
+    kernel = self.param('kernel', nn.initializers.lecun_normal(),
+                        (self.kernel, 1, self.features))
+    time, before = weights.shape[1], (self.kernel - 1) // 2
+    padded = jnp.pad(weights, ((0, 0), (before, self.kernel - 1 - before)))
+    windows = jnp.stack([padded[:, i:i + time] for i in range(self.kernel)],
+                        axis=-1)
+    return windows.astype(self.dtype) @ kernel[:, 0].astype(self.dtype)
+
+
 class AdditiveAttention(nn.Module):
   """score(q, k_t) = v . tanh(W_k k_t + W_q q + U (F * a_prev)_t + b).
 
@@ -45,8 +74,8 @@ class AdditiveAttention(nn.Module):
                              dtype=self.dtype)
     self.query_proj = nn.Dense(self.attention_dim, dtype=self.dtype)
     self.energy = nn.Dense(1, use_bias=False, dtype=self.dtype)
-    self.location = nn.Conv(self.attention_dim, (_LOCATION_KERNEL,),
-                            padding='SAME', use_bias=False, dtype=self.dtype)
+    self.location = LocationFilter(self.attention_dim, _LOCATION_KERNEL,
+                                   dtype=self.dtype)
 
   def project_keys(self, memory: jax.Array) -> jax.Array:
     """[batch, time, memory_dim] -> [batch, time, attention_dim]."""
@@ -67,7 +96,7 @@ class AdditiveAttention(nn.Module):
     Returns:
       context [batch, memory_dim] and weights [batch, time] (float32).
     """
-    location = self.location(previous_weights[..., None].astype(self.dtype))
+    location = self.location(previous_weights)
     hidden = jnp.tanh(keys + location + self.query_proj(query)[:, None, :])
     scores = self.energy(hidden)[..., 0].astype(jnp.float32)
     scores = jnp.where(paddings > 0, _MASKED, scores)
