@@ -307,7 +307,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   # --- Training loop ---
   start_epoch = host['epoch']
   stop = host.get('stopped_early', False)
-  train_start = time.time()
+  # Wall time continues across resumes (from the restored history).
+  train_start = time.time() - (host['history'][-1]['wall_seconds']
+                               if host['history'] else 0.0)
   for epoch in range(start_epoch + 1, config.num_epochs + 1):
     if stop:
       break
