@@ -78,7 +78,11 @@ def _max_pool_bwd(residuals, g):
   with at most four neighbouring outputs. Every element computes only its
   own sum, which XLA fuses into one cheap loop.
   """
-  x, out = residuals
+  # In float32 whatever the dtype: XLA:CPU computes bfloat16 elementwise
+  # ops through conversions, which here cost twice the arithmetic.
+  x_dtype = residuals[0].dtype
+  x, out = (r.astype(jnp.float32) for r in residuals)
+  g = g.astype(jnp.float32)
   b, h, w, c = x.shape
   _, ho, wo, _ = out.shape
   xp = jnp.pad(x, ((0, 0), (0, 2 * ho - h), (0, 2 * wo - w), (0, 0)),
@@ -99,7 +103,7 @@ def _max_pool_bwd(residuals, g):
       cols.append(grad)
     rows.append(jnp.stack(cols, axis=3))
   grid = jnp.stack(rows, axis=2).reshape(b, 2 * ho, 2 * wo, c)
-  return (grid[:, :h, :w],)
+  return (grid[:, :h, :w].astype(x_dtype),)
 
 
 _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
