@@ -145,11 +145,8 @@ def _finite(value):
   return value
 
 
-def main(argv=None) -> int:
-  """Runs the command line; returns the exit status."""
-  parser = argparse.ArgumentParser(
-      prog='python -m ocr_jax.evaluate',
-      description='Scores a model on labeled images; prints one JSON object.')
+def add_model_and_data_flags(parser: argparse.ArgumentParser) -> None:
+  """--model and the labelled data (--data or --tfds, --data_dir)."""
   parser.add_argument('--model', required=True,
                       help='A training workdir, exported file or pretrained '
                       'name.')
@@ -157,6 +154,14 @@ def main(argv=None) -> int:
   data.add_argument('--data', help='A folder of images with labels.tsv.')
   data.add_argument('--tfds', help='A TFDS split, as NAME:SPLIT.')
   parser.add_argument('--data_dir', help='TFDS data directory.')
+
+
+def main(argv=None) -> int:
+  """Runs the command line; returns the exit status."""
+  parser = argparse.ArgumentParser(
+      prog='python -m ocr_jax.evaluate',
+      description='Scores a model on labeled images; prints one JSON object.')
+  add_model_and_data_flags(parser)
   parser.add_argument('--beam_size', type=int, default=1)
   parser.add_argument('--batch_size', type=int, default=32)
   parser.add_argument('--num_worst', type=int, default=10,

@@ -218,13 +218,8 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
       prog='python -m ocr_jax.quantize',
       description='Compares weight formats: CER, size on disk and speed.')
-  parser.add_argument('--model', required=True,
-                      help='A training workdir, exported file or pretrained '
-                      'name.')
-  data = parser.add_mutually_exclusive_group(required=True)
-  data.add_argument('--data', help='A folder of images with labels.tsv.')
-  data.add_argument('--tfds', help='A TFDS split, as NAME:SPLIT.')
-  parser.add_argument('--data_dir', help='TFDS data directory.')
+  from ocr_jax import evaluate  # pylint: disable=g-import-not-at-top
+  evaluate.add_model_and_data_flags(parser)
   parser.add_argument('--formats', default=','.join(FORMATS),
                       help='Comma-separated weight formats to compare.')
   parser.add_argument('--batch_size', type=int, default=32)
