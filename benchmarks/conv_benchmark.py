@@ -182,9 +182,10 @@ def main(argv):
   for shape, count in shapes.items():
     pads = conv.explicit_padding(shape.padding, shape.input[1:3],
                                  shape.kernel[:2], shape.strides)
-    auto = conv.resolve_conv_impl('auto', shape.input, shape.kernel,
-                                  shape.strides, pads, shape.groups)
     for dtype in FLAGS.dtypes:
+      auto = conv.resolve_conv_impl('auto', shape.input, shape.kernel,
+                                    shape.strides, pads, shape.groups,
+                                    jnp.dtype(dtype))
       row = {'input': shape.input, 'kernel': shape.kernel,
              'strides': shape.strides, 'groups': shape.groups,
              'count': count, 'dtype': dtype, 'auto': auto}

@@ -15,6 +15,7 @@ encoder), so the decoder/head + loss + update share is the remainder.
 Results go to --output as JSON together with the machine description.
 """
 
+import dataclasses
 import functools
 import json
 import os
@@ -44,6 +45,9 @@ _IMPLS = flags.DEFINE_list('conv_impls', ['auto', 'native', 'matmul'],
 _DTYPES = flags.DEFINE_list('dtypes', ['float32', 'bfloat16'],
                             'Computation dtypes to compare.')
 _PARTS = flags.DEFINE_bool('parts', False, 'Also time backbone / encoder.')
+_STAGE_STRIDES = flags.DEFINE_string(
+    'stage_strides', '', 'Override the backbone stage strides, e.g. '
+    '"1,1;2,2;2,1;2,1" (height,width per stage).')
 _OUTPUT = flags.DEFINE_string(
     'output', os.path.join(os.path.dirname(__file__), 'results',
                            'model_step.json'), 'JSON output path.')
@@ -134,8 +138,12 @@ def time_parts(model, variables, batch) -> dict:
 def run_one(conv_impl: str, dtype: str) -> dict:
   """Benchmarks one (conv_impl, dtype) pair."""
   spec = models.get_spec(_PRESET.value)
-  model = models.create_model(_PRESET.value, vocab_size=_VOCAB.value,
-                              dtype=jnp.dtype(dtype), conv_impl=conv_impl)
+  if _STAGE_STRIDES.value:
+    strides = tuple(tuple(int(s) for s in stage.split(','))
+                    for stage in _STAGE_STRIDES.value.split(';'))
+    spec = dataclasses.replace(spec, stage_strides=strides)
+  model = models.build_model(spec, vocab_size=_VOCAB.value,
+                             dtype=jnp.dtype(dtype), conv_impl=conv_impl)
   batch = jax.tree.map(jnp.asarray, fake_batch(np.random.default_rng(0),
                                                spec.kind, spec.max_length))
   variables = jax.jit(functools.partial(model.init, train=False))(
@@ -148,6 +156,7 @@ def run_one(conv_impl: str, dtype: str) -> dict:
   timing = time_compiled(step, (state, batch, jax.random.key(2)),
                          _STEPS.value)
   result = {'preset': _PRESET.value, 'batch_size': _BATCH.value,
+            'stage_strides': spec.stage_strides,
             'conv_impl': conv_impl, 'dtype': dtype,
             'step_s': timing['median_s'], 'step_min_s': timing['min_s'],
             'step_cpu_s': timing['cpu_s'],

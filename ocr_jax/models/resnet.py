@@ -3,9 +3,12 @@
 The torchvision ResNet-18 layout (7x7/2 stem, 3x3/2 max pool, four stages of
 two basic blocks with 64/128/256/512 channels: 11.2 M parameters) with
 per-stage (height, width) strides, so that text lines keep one feature column
-per `time_stride` pixels of width. The default strides (2,1), (2,2), (2,1),
+per `time_stride` pixels of width. The default strides (2,2), (2,1), (2,1),
 (2,1) turn a 64 x W image into a 1 x W/8 map: 16 time steps for the 128-pixel
-digit images, enough for CTC on 8 digits with repeats.
+digit images, enough for CTC on 8 digits with repeats. The width reaches its
+final resolution in stage 1, which makes every later stage cheaper than with
+the width halved in stage 2 (benchmarks/model_step_benchmark.py
+--stage_strides compares layouts).
 
 On a map one row high the top and bottom rows of the stage-4 3x3 kernels
 only meet zero padding (as in ASTER-style OCR ResNets); they stay in the
@@ -26,7 +29,7 @@ from ocr_jax.models.conv import Conv
 Dtype = Any
 Strides = Sequence[tuple[int, int]]
 
-DEFAULT_STAGE_STRIDES = ((2, 1), (2, 2), (2, 1), (2, 1))
+DEFAULT_STAGE_STRIDES = ((2, 2), (2, 1), (2, 1), (2, 1))
 
 
 def batch_norm(train: bool, dtype: Dtype, **kwargs) -> nn.BatchNorm:
