@@ -12,7 +12,7 @@ prototype's table (docs: SEED_FACTS.md). Parameter counts for the 15-id
 digit vocabulary, float32 (tests/models_test.py checks the first four
 against the prototype's reported figures):
 
-  small 12.03 M   medium 15.85 M   large 28.54 M   ctc_small 11.70 M
+  small 12.03 M   medium 15.87 M   large 28.59 M   ctc_small 11.71 M
 
 The prototype's `text_*` presets list multi-head attention ("heads"); these
 models use a single additive (Bahdanau) attention of the same size instead,
