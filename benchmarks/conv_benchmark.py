@@ -184,8 +184,7 @@ def main(argv):
                                  shape.kernel[:2], shape.strides)
     for dtype in FLAGS.dtypes:
       auto = conv.resolve_conv_impl('auto', shape.input, shape.kernel,
-                                    shape.strides, pads, shape.groups,
-                                    jnp.dtype(dtype))
+                                    shape.strides, pads, shape.groups)
       row = {'input': shape.input, 'kernel': shape.kernel,
              'strides': shape.strides, 'groups': shape.groups,
              'count': count, 'dtype': dtype, 'auto': auto}

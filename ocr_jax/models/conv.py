@@ -42,18 +42,16 @@ _DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
 
 
 def cpu_conv_impl(in_shape: Sequence[int], kernel_shape: Sequence[int],
-                  strides: Sequence[int], pads: Pads, groups: int = 1,
-                  dtype: Dtype = jnp.float32) -> str:
+                  strides: Sequence[int], pads: Pads, groups: int = 1) -> str:
   """The faster implementation on XLA:CPU for a convolution.
 
-  From benchmarks/conv_benchmark.py and model_step_benchmark.py (every
-  convolution of the `small` preset at batch 32 on 64x128 images; figures
-  in benchmarks/results/): XLA's convolution wins for the 3-channel stem,
-  and in float32 up to 128 input channels (it runs in float32 whatever the
-  dtype). im2col products win for 1x1 kernels, for maps whose kernel taps
-  meet only padding (one or two rows high), in float32 from 256 input
-  channels, and in bfloat16 for every non-stem layer (bfloat16 products run
-  at twice the float32 rate).
+  From benchmarks/conv_benchmark.py (forward plus gradients of every
+  convolution of the `small` preset at batch 32 on 64x128 images, float32
+  and bfloat16; figures in benchmarks/results/conv.json). XLA's convolution
+  wins for the 3-channel stem and is on par for stride-1 3x3 layers below
+  256 channels. im2col products win for 1x1 kernels, strided layers (XLA's
+  input gradient of a strided convolution is slow), 256+ input channels,
+  and maps whose kernel taps meet only padding (one or two rows high).
 
   Args:
     in_shape: [batch, height, width, in_channels].
@@ -61,16 +59,15 @@ def cpu_conv_impl(in_shape: Sequence[int], kernel_shape: Sequence[int],
     strides: (sh, sw).
     pads: ((top, bottom), (left, right)).
     groups: feature_group_count.
-    dtype: computation dtype.
 
   Returns:
     'native' or 'matmul'.
   """
-  if groups != 1:
+  cin = in_shape[-1]
+  if groups != 1 or cin < 16:
     return 'native'
   kh, kw = kernel_shape[:2]
-  min_channels = 256 if jnp.dtype(dtype) == jnp.float32 else 16
-  if kh * kw == 1 or in_shape[-1] >= min_channels:
+  if kh * kw == 1 or tuple(strides) != (1, 1) or cin >= 256:
     return 'matmul'
   h = in_shape[1]
   ho = _out_size(h, kh, strides[0], pads[0])
@@ -81,8 +78,7 @@ def cpu_conv_impl(in_shape: Sequence[int], kernel_shape: Sequence[int],
 
 def resolve_conv_impl(conv_impl: str, in_shape: Sequence[int],
                       kernel_shape: Sequence[int], strides: Sequence[int],
-                      pads: Pads, groups: int = 1,
-                      dtype: Dtype = jnp.float32) -> str:
+                      pads: Pads, groups: int = 1) -> str:
   """Maps 'auto' to a concrete implementation for the default backend."""
   if conv_impl not in CONV_IMPLS:
     raise ValueError(f'conv_impl {conv_impl!r} is not one of {CONV_IMPLS}')
@@ -90,7 +86,7 @@ def resolve_conv_impl(conv_impl: str, in_shape: Sequence[int],
     return conv_impl
   if jax.default_backend() != 'cpu':
     return 'native'
-  return cpu_conv_impl(in_shape, kernel_shape, strides, pads, groups, dtype)
+  return cpu_conv_impl(in_shape, kernel_shape, strides, pads, groups)
 
 
 def explicit_padding(padding: str | Sequence[tuple[int, int]],
@@ -398,7 +394,7 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1),
   strides = tuple(strides)
   pads = explicit_padding(padding, x.shape[1:3], kernel.shape[:2], strides)
   impl = resolve_conv_impl(impl, x.shape, kernel.shape, strides, pads,
-                           groups, dtype)
+                           groups)
   return _IMPLS[impl](x, kernel, strides, pads, groups, dtype)
 
 
