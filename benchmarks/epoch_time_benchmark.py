@@ -5,8 +5,13 @@ the median of the per-epoch training times (the first epoch, which holds the
 compilation, is left out; compile seconds are reported apart). Compares each
 against the 300 s/epoch target and the prototype's PyTorch figures.
 
+With --grid_dir, an experiment whose grid run (launch/grid.py) has a
+results.json is not trained again: its figures are the median over all the
+epochs of that full run, which timed the same loop end to end.
+
   python benchmarks/epoch_time_benchmark.py [--experiments=a,b] [--epochs=3]
       [--output=benchmarks/results/epoch_time.json] [--data_dir=DIR]
+      [--grid_dir=runs/grid]
 """
 
 import importlib.util
@@ -41,6 +46,8 @@ flags.DEFINE_string('data_dir', None, 'TFDS data dir.')
 flags.DEFINE_string('output', os.path.join(ROOT, 'benchmarks', 'results',
                                            'epoch_time.json'), 'JSON path.')
 flags.DEFINE_list('override', [], 'key=value config overrides for all runs.')
+flags.DEFINE_string('grid_dir', None, 'Take the figures of experiments with '
+                    'a results.json under GRID_DIR/<experiment>.')
 FLAGS = flags.FLAGS
 
 
@@ -63,19 +70,25 @@ def time_experiment(name, workdir):
     key, value = item.split('=', 1)
     config[key] = type(config[key])(value)
   train.train_and_evaluate(config, workdir)
+  return epoch_row(name, workdir, source='timed')
+
+
+def epoch_row(name, workdir, source):
+  """Seconds per epoch (median of all but the first) from a results.json."""
   with open(os.path.join(workdir, 'results.json'), encoding='utf-8') as f:
     results = json.load(f)
+  config = results['config']
   epochs = [r['epoch_seconds'] for r in results['history']][1:]
   seconds = statistics.median(epochs)
   steps = results['history'][0]['step']
-  row = {'experiment': name, 'model': config.model,
-         'batch_size': config.batch_size, 'dtype': config.dtype,
+  row = {'experiment': name, 'source': source, 'model': config['model'],
+         'batch_size': config['batch_size'], 'dtype': config['dtype'],
          'seconds_per_epoch': seconds, 'epoch_seconds': epochs,
          'seconds_per_step': seconds / steps, 'steps_per_epoch': steps,
          'compile_seconds': results['compile_seconds'],
          'under_target': seconds < TARGET_SECONDS}
-  if config.model in PROTOTYPE_STEP_SECONDS:
-    batch, step_seconds = PROTOTYPE_STEP_SECONDS[config.model]
+  if config['model'] in PROTOTYPE_STEP_SECONDS:
+    batch, step_seconds = PROTOTYPE_STEP_SECONDS[config['model']]
     prototype_epoch = step_seconds * 4000 / batch
     row['prototype_seconds_per_epoch'] = prototype_epoch
     row['speedup_vs_prototype'] = prototype_epoch / seconds
@@ -88,6 +101,12 @@ def main(argv):
   print(json.dumps(info))
   rows = []
   for name in FLAGS.experiments:
+    grid_run = os.path.join(FLAGS.grid_dir or '', name)
+    if FLAGS.grid_dir and os.path.exists(os.path.join(grid_run,
+                                                      'results.json')):
+      rows.append(epoch_row(name, grid_run, source=grid_run))
+      print(json.dumps(rows[-1]))
+      continue
     with tempfile.TemporaryDirectory() as workdir:
       try:
         rows.append(time_experiment(name, workdir))

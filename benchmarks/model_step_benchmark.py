@@ -33,6 +33,7 @@ from ocr_jax import models
 # Run as a script, so benchmarks/ is on the path.
 from conv_benchmark import machine_info  # pylint: disable=g-bad-import-order
 from conv_benchmark import time_compiled  # pylint: disable=g-bad-import-order
+import step_profile  # pylint: disable=g-bad-import-order
 
 _PRESET = flags.DEFINE_string('preset', 'small', 'Model preset.')
 _BATCH = flags.DEFINE_integer('batch_size', 32, 'Batch size.')
@@ -45,6 +46,9 @@ _IMPLS = flags.DEFINE_list('conv_impls', ['auto', 'native', 'matmul'],
 _DTYPES = flags.DEFINE_list('dtypes', ['float32', 'bfloat16'],
                             'Computation dtypes to compare.')
 _PARTS = flags.DEFINE_bool('parts', False, 'Also time backbone / encoder.')
+_PROFILE = flags.DEFINE_bool(
+    'profile', False, 'Also trace the step with jax.profiler and print the '
+    'time by model part and pass (benchmarks/step_profile.py).')
 _STAGE_STRIDES = flags.DEFINE_string(
     'stage_strides', '', 'Override the backbone stage strides, e.g. '
     '"1,1;2,2;2,1;2,1" (height,width per stage).')
@@ -164,6 +168,11 @@ def run_one(conv_impl: str, dtype: str) -> dict:
             'compile_s': timing['compile_s']}
   if _PARTS.value:
     result.update(time_parts(model, variables, batch))
+  if _PROFILE.value:
+    result['profile'] = step_profile.profile(
+        step, (state, batch, jax.random.key(2)), steps=_STEPS.value)
+    print(f'{_PRESET.value} {conv_impl} {dtype}:')
+    print(step_profile.format_table(result['profile']), flush=True)
   return result
 
 

@@ -46,8 +46,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model = 'small'
   # Dropout rate everywhere in the model.
   config.dropout_rate = 0.1
-  # Computation dtype: 'float32', or 'bfloat16' for mixed precision.
-  config.dtype = 'float32'
+  # Computation dtype: 'bfloat16' (mixed precision: float32 parameters, loss,
+  # LSTMs and optimizer; 22 % faster steps on CPU) or 'float32'.
+  config.dtype = 'bfloat16'
   # Convolution implementation: 'auto' (by backend), 'native' or 'matmul'.
   config.conv_impl = 'auto'
 
