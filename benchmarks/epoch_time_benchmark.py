@@ -6,12 +6,14 @@ compilation, is left out; compile seconds are reported apart). Compares each
 against the 300 s/epoch target and the prototype's PyTorch figures.
 
 With --grid_dir, an experiment whose grid run (launch/grid.py) has a
-results.json is not trained again: its figures are the median over all the
-epochs of that full run, which timed the same loop end to end.
+results.json, or at least --epochs epochs in its metrics.jsonl, is not
+trained again: its figures are the median over the epochs of that run,
+which timed the same loop end to end. With --previous, experiments timed in
+an earlier output file are taken from it.
 
   python benchmarks/epoch_time_benchmark.py [--experiments=a,b] [--epochs=3]
       [--output=benchmarks/results/epoch_time.json] [--data_dir=DIR]
-      [--grid_dir=runs/grid]
+      [--grid_dir=runs/grid] [--previous=OLD.json]
 """
 
 import importlib.util
@@ -46,8 +48,9 @@ flags.DEFINE_string('data_dir', None, 'TFDS data dir.')
 flags.DEFINE_string('output', os.path.join(ROOT, 'benchmarks', 'results',
                                            'epoch_time.json'), 'JSON path.')
 flags.DEFINE_list('override', [], 'key=value config overrides for all runs.')
-flags.DEFINE_string('grid_dir', None, 'Take the figures of experiments with '
-                    'a results.json under GRID_DIR/<experiment>.')
+flags.DEFINE_string('grid_dir', None, 'Take the figures of experiments run '
+                    'under GRID_DIR/<experiment>.')
+flags.DEFINE_string('previous', None, 'Reuse the rows of an earlier output.')
 FLAGS = flags.FLAGS
 
 
@@ -70,22 +73,37 @@ def time_experiment(name, workdir):
     key, value = item.split('=', 1)
     config[key] = type(config[key])(value)
   train.train_and_evaluate(config, workdir)
-  return epoch_row(name, workdir, source='timed')
+  return epoch_row(name, read_run(name, workdir), source='timed')
 
 
-def epoch_row(name, workdir, source):
-  """Seconds per epoch (median of all but the first) from a results.json."""
-  with open(os.path.join(workdir, 'results.json'), encoding='utf-8') as f:
-    results = json.load(f)
-  config = results['config']
-  epochs = [r['epoch_seconds'] for r in results['history']][1:]
+def read_run(name, workdir):
+  """(config dict, epoch history, compile seconds) of a run, or None."""
+  results_path = os.path.join(workdir, 'results.json')
+  if os.path.exists(results_path):
+    with open(results_path, encoding='utf-8') as f:
+      results = json.load(f)
+    return results['config'], results['history'], results['compile_seconds']
+  metrics_path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(metrics_path):
+    return None
+  with open(metrics_path, encoding='utf-8') as f:
+    history = [json.loads(line) for line in f if line.strip()]
+  if len(history) < FLAGS.epochs:
+    return None
+  return load_config(name).to_dict(), history, None
+
+
+def epoch_row(name, run, source):
+  """Seconds per epoch (median of all but the first) of a run's history."""
+  config, history, compile_seconds = run
+  epochs = [r['epoch_seconds'] for r in history][1:]
   seconds = statistics.median(epochs)
-  steps = results['history'][0]['step']
+  steps = history[0]['step']
   row = {'experiment': name, 'source': source, 'model': config['model'],
          'batch_size': config['batch_size'], 'dtype': config['dtype'],
          'seconds_per_epoch': seconds, 'epoch_seconds': epochs,
          'seconds_per_step': seconds / steps, 'steps_per_epoch': steps,
-         'compile_seconds': results['compile_seconds'],
+         'compile_seconds': compile_seconds,
          'under_target': seconds < TARGET_SECONDS}
   if config['model'] in PROTOTYPE_STEP_SECONDS:
     batch, step_seconds = PROTOTYPE_STEP_SECONDS[config['model']]
@@ -100,11 +118,17 @@ def main(argv):
   info = machine.machine_info()
   print(json.dumps(info))
   rows = []
+  previous = {}
+  if FLAGS.previous:
+    with open(FLAGS.previous, encoding='utf-8') as f:
+      previous = {r['experiment']: r for r in json.load(f)['results']
+                  if 'error' not in r}
   for name in FLAGS.experiments:
-    grid_run = os.path.join(FLAGS.grid_dir or '', name)
-    if FLAGS.grid_dir and os.path.exists(os.path.join(grid_run,
-                                                      'results.json')):
-      rows.append(epoch_row(name, grid_run, source=grid_run))
+    run = read_run(name, os.path.join(FLAGS.grid_dir, name)) if (
+        FLAGS.grid_dir) else None
+    if run or name in previous:
+      rows.append(epoch_row(name, run, os.path.join(FLAGS.grid_dir, name))
+                  if run else {**previous[name], 'source': FLAGS.previous})
       print(json.dumps(rows[-1]))
       continue
     with tempfile.TemporaryDirectory() as workdir:
@@ -123,7 +147,7 @@ def main(argv):
       continue
     print(f"| {r['experiment']} | {r['model']} | {r['batch_size']} | "
           f"{r['seconds_per_epoch']:.1f} | {r['seconds_per_step']:.3f} | "
-          f"{r['compile_seconds']:.0f} | "
+          f"{r['compile_seconds'] or float('nan'):.0f} | "
           f"{r.get('prototype_seconds_per_epoch', float('nan')):.1f} | "
           f"{r.get('speedup_vs_prototype', float('nan')):.2f}x |")
   timed = [r for r in rows if 'error' not in r]

@@ -121,21 +121,22 @@ def model_size(reader) -> dict:
 
 
 def benchmark_preset(preset: str, beam_size: int, seconds: float,
-                     conv_impl: str | None = None) -> dict:
+                     conv_impl: str | None = None,
+                     dtype: str = 'float32') -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   from ocr_jax import inference  # pylint: disable=g-import-not-at-top
   conv_impl = conv_impl or inference.inference_conv_impl(preset)
   reader = inference.Reader.random(preset, batch_size=64,
-                                   conv_impl=conv_impl)
+                                   conv_impl=conv_impl, dtype=dtype)
   params = sum(x.size for x in jax.tree.leaves(reader.variables['params']))
   result = {'preset': preset, 'kind': reader.spec.kind,
-            'conv_impl': conv_impl,
+            'conv_impl': conv_impl, 'dtype': dtype,
             'parameters': int(params), 'runs': []}
   for beam in sorted({1, beam_size}):
     for batch in (1, 64):
       run = speed(reader, batch, beam, seconds)
       result['runs'].append(run)
-      _print(preset, run)
+      _print(f"{preset} {dtype}", run)
   result.update(model_size(reader))
   greedy_1 = next(r for r in result['runs']
                   if r['batch'] == 1 and r['beam_size'] == 1)
@@ -159,7 +160,7 @@ def benchmark_preset(preset: str, beam_size: int, seconds: float,
 
 
 def _print(preset, run):
-  print(f'{preset:10s} beam {run["beam_size"]} batch {run["batch"]:3d}: '
+  print(f'{preset:19s} beam {run["beam_size"]} batch {run["batch"]:3d}: '
         f'{run["ms_per_image"]:8.2f} ms/image {run["images_per_s"]:8.1f} '
         f'images/s, {run["cpu_ms_per_image"]:8.2f} CPU ms/image (compile '
         f'{run["compile_s"]:.1f} s, {run["runs"]} runs)', flush=True)
@@ -175,14 +176,18 @@ def main(argv=None) -> int:
   parser.add_argument('--conv_impl', default=None,
                       help='Convolution implementation (default: the '
                       "Reader's, inference.inference_conv_impl()).")
+  parser.add_argument('--dtypes', default='float32,bfloat16',
+                      help='Computation dtypes to time (the weights are '
+                      'float32 either way).')
   parser.add_argument('--output', default=os.path.join(
       RESULTS_DIR, 'inference_benchmark.json'))
   args = parser.parse_args(argv)
   info = machine_info()
   print('machine:', json.dumps(info), flush=True)
   results = [benchmark_preset(p, args.beam_size, args.seconds,
-                              args.conv_impl)
-             for p in args.presets.split(',')]
+                              args.conv_impl, dtype)
+             for p in args.presets.split(',')
+             for dtype in args.dtypes.split(',')]
   info['load_average_1min_at_end'] = os.getloadavg()[0]
   report = {'benchmark': 'inference', 'machine': info,
             'targets': {'ms_per_image': TARGET_MS_PER_IMAGE,
