@@ -24,7 +24,7 @@ from typing import Any
 
 import jax
 
-# The first path component that names a part wins, in this order.
+# (substring of the op name, part): the first key found in the name wins.
 PARTS = (('backbone', 'backbone'), ('encoder', 'encoder (BiLSTM)'),
          ('decoder', 'decoder (attention)'), ('ctc_head', 'ctc head'),
          ('classifier', 'classifier'), ('adam', 'optimizer'),
@@ -71,7 +71,7 @@ def self_times(events: Sequence[dict[str, Any]],
   totals = collections.Counter()
   for thread_events in by_thread.values():
     thread_events.sort(key=lambda e: (e['ts'], -e.get('dur', 0)))
-    stack = []  # [end, name, child time]
+    stack = []  # [end, name, children's time, duration]
     def close(entry):
       end, name, children, dur = entry
       totals[name] += dur - children

@@ -336,6 +336,7 @@ def _depthwise_shift_conv(x, kernel, strides, pads, dtype):
 
 
 def _depthwise_forward(x, kernel, strides, pads, dtype):
+  """The output (dtype) and the padded input, kept for the gradient."""
   _, h, w, _ = x.shape
   kh, kw = kernel.shape[:2]
   ho = _out_size(h, kh, strides[0], pads[0])
@@ -348,7 +349,7 @@ def _depthwise_forward(x, kernel, strides, pads, dtype):
       -1, kernel.shape[-1]).astype(jnp.float32)
   acc = sum(win.astype(jnp.float32) * live[k]
             for k, win in enumerate(windows))
-  return acc.astype(dtype), (xp, windows, taps_h, taps_w)
+  return acc.astype(dtype), xp
 
 
 # Autodiff of the shifted slices gives one strided pad per tap, all summed
@@ -360,7 +361,7 @@ def _depthwise(x, kernel, strides, pads, dtype):
 
 
 def _depthwise_fwd(x, kernel, strides, pads, dtype):
-  y, (xp, _, _, _) = _depthwise_forward(x, kernel, strides, pads, dtype)
+  y, xp = _depthwise_forward(x, kernel, strides, pads, dtype)
   # A zero-size array carries the input dtype (residuals must be arrays).
   return y, (xp, kernel, jnp.zeros((0,), x.dtype))
 
