@@ -441,15 +441,16 @@ def load_reader(spec: str, *, batch_size: int = 32,
 def inference_conv_impl(preset: str | None = None) -> str:
   """The convolution implementation used for reading unless told otherwise.
 
-  On CPU: 'matmul' for the EfficientNet presets (its depthwise convolutions,
-  which 'auto' leaves native because their gradient is slow, run forward
-  3-4x faster as shifted products), 'auto' (the per-shape rule of
-  ocr_jax.models.conv) otherwise. CPU ms per image, greedy, 2-core AVX-512
-  machine (benchmarks/inference_benchmark.py --conv_impl=...):
+  On CPU: 'matmul' for the EfficientNet presets, 'auto' (the per-shape
+  training rule of ocr_jax.models.conv) otherwise: at batch 64 im2col also
+  beats XLA on the EfficientNet layers where 'auto' keeps XLA's convolution.
+  ms per image, greedy, float32, 2-core AVX-512 machine
+  (benchmarks/inference_benchmark.py --conv_impl=...; the large row with
+  the machine shared by another job):
 
                      batch 1 auto / matmul   batch 64 auto / matmul
     small (ResNet)       11.3 / 13.6              5.5 / 7.9
-    large (EffNet)      173   / 115              60   / 17
+    large (EffNet)       77   / 84               16.2 / 8.7
 
   Elsewhere 'native'.
   """
