@@ -47,6 +47,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from ocr_jax import report
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _GRID_DIR = flags.DEFINE_string(
@@ -233,14 +235,6 @@ def make_command(run: Run, workdir: str,
   return command
 
 
-def _read_json(path: str) -> Any:
-  try:
-    with open(path, encoding='utf-8') as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    return None
-
-
 def _write_json(path: str, data: Any) -> None:
   """Writes atomically, so that a reader never sees half a file."""
   tmp = f'{path}.tmp{threading.get_ident()}'
@@ -251,10 +245,10 @@ def _write_json(path: str, data: Any) -> None:
 
 def run_status(workdir: str) -> str:
   """'finished', 'failed', 'running', 'partial' (has metrics) or 'pending'."""
-  results = _read_json(os.path.join(workdir, 'results.json'))
+  results = report.read_json(os.path.join(workdir, 'results.json'))
   if isinstance(results, dict) and results.get('status') == 'finished':
     return 'finished'
-  status = _read_json(os.path.join(workdir, 'status.json'))
+  status = report.read_json(os.path.join(workdir, 'status.json'))
   if isinstance(status, dict) and status.get('status') in ('failed',
                                                            'running'):
     return status['status']
@@ -348,7 +342,7 @@ def run_grid(runs: Sequence[Run], grid_dir: str, *, parallel: int = 1,
   grid_path = os.path.join(grid_dir, 'grid.json')
   # Entries of runs outside this invocation (an earlier --experiments) stay.
   previous = {entry['name']: entry for entry in
-              (_read_json(grid_path) or {}).get('runs', [])}
+              (report.read_json(grid_path) or {}).get('runs', [])}
   entries = dict(previous)
   lock = threading.Lock()
   jobs = []
@@ -442,7 +436,6 @@ def main(argv: Sequence[str]) -> int:
                len(failed), failed or '')
   if _REPORT.value and not _DRY_RUN.value:
     try:
-      from ocr_jax import report  # pylint: disable=g-import-not-at-top
       path = report.write_report(_GRID_DIR.value)
       logging.info('Report: %s', path)
     except Exception:  # pylint: disable=broad-except

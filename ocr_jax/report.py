@@ -35,7 +35,8 @@ _BARS = (('val_char_accuracy', 'val char'), ('val_seq_accuracy', 'val seq'),
 # --- Reading runs -------------------------------------------------------------
 
 
-def _read_json(path: str) -> Any:
+def read_json(path: str) -> Any:
+  """The parsed file, or None when it is missing or not (yet) valid JSON."""
   try:
     with open(path, encoding='utf-8') as f:
       return json.load(f)
@@ -87,8 +88,8 @@ def _best_record(history: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
 def summarize_run(name: str, workdir: str,
                   grid_entry: dict[str, Any] | None = None) -> dict[str, Any]:
   """One report row of a run directory (fields None where unknown)."""
-  results = _read_json(os.path.join(workdir, 'results.json'))
-  status_file = _read_json(os.path.join(workdir, 'status.json')) or {}
+  results = read_json(os.path.join(workdir, 'results.json'))
+  status_file = read_json(os.path.join(workdir, 'status.json')) or {}
   grid_entry = grid_entry or {}
   row = dict.fromkeys((
       'val_char_accuracy', 'val_seq_accuracy', 'test_char_accuracy',
@@ -147,7 +148,7 @@ def summarize_run(name: str, workdir: str,
 
 def load_runs(grid_dir: str) -> list[dict[str, Any]]:
   """Rows of every run in grid.json or in a subdirectory with run files."""
-  grid = _read_json(os.path.join(grid_dir, 'grid.json')) or {}
+  grid = read_json(os.path.join(grid_dir, 'grid.json')) or {}
   entries = {e['name']: e for e in grid.get('runs', []) if 'name' in e}
   names = list(entries)
   for name in sorted(os.listdir(grid_dir)):
