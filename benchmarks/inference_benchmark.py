@@ -125,7 +125,7 @@ def benchmark_preset(preset: str, beam_size: int, seconds: float,
                      dtype: str = 'float32') -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   from ocr_jax import inference  # pylint: disable=g-import-not-at-top
-  conv_impl = conv_impl or inference.inference_conv_impl(preset)
+  conv_impl = conv_impl or inference.inference_conv_impl()
   reader = inference.Reader.random(preset, batch_size=64,
                                    conv_impl=conv_impl, dtype=dtype)
   params = sum(x.size for x in jax.tree.leaves(reader.variables['params']))

@@ -234,7 +234,7 @@ class Reader:
     from ocr_jax import models  # pylint: disable=g-import-not-at-top
     if max_label_length is None:
       max_label_length = models.get_spec(preset).max_length
-    conv_impl = conv_impl or inference_conv_impl(preset)
+    conv_impl = conv_impl or inference_conv_impl()
     config = {'model': preset, 'vocabulary': vocabulary,
               'image_height': image_height, 'image_width': image_width,
               'max_label_length': max_label_length, 'dataset': dataset,
@@ -438,29 +438,19 @@ def load_reader(spec: str, *, batch_size: int = 32,
                    f'{sorted(pretrained.MODELS) or "(none shipped yet)"}')
 
 
-def inference_conv_impl(preset: str | None = None) -> str:
+def inference_conv_impl() -> str:
   """The convolution implementation used for reading unless told otherwise.
 
-  On CPU: 'matmul' for the EfficientNet presets, 'auto' (the per-shape
-  training rule of ocr_jax.models.conv) otherwise: at batch 64 im2col also
-  beats XLA on the EfficientNet layers where 'auto' keeps XLA's convolution.
-  ms per image, greedy, float32, 2-core AVX-512 machine
-  (benchmarks/inference_benchmark.py --conv_impl=...; the large row with
-  the machine shared by another job):
+  On CPU 'auto', the per-shape rule of ocr_jax.models.conv that training
+  uses; elsewhere 'native'. Forcing im2col ('matmul') everywhere is no
+  faster: ms per image, greedy, float32, 2-core AVX-512 machine, idle,
+  two runs each (benchmarks/inference_benchmark.py --conv_impl=...):
 
-                     batch 1 auto / matmul   batch 64 auto / matmul
+                     batch 1 auto / matmul    batch 64 auto / matmul
     small (ResNet)       11.3 / 13.6              5.5 / 7.9
-    large (EffNet)       77   / 84               16.2 / 8.7
-
-  Elsewhere 'native'.
+    large (EffNet)   56.5, 61.2 / 56.6, 52.2  8.9, 8.5 / 9.4, 8.1
   """
-  if jax.default_backend() != 'cpu':
-    return 'native'
-  from ocr_jax import models  # pylint: disable=g-import-not-at-top
-  if preset is not None and models.get_spec(preset).backbone.startswith(
-      'efficientnet'):
-    return 'matmul'
-  return 'auto'
+  return 'auto' if jax.default_backend() == 'cpu' else 'native'
 
 
 def load_workdir(workdir: str, *, step: int | None = None,
@@ -504,7 +494,7 @@ def load_workdir(workdir: str, *, step: int | None = None,
   model = models.create_model(
       config['model'], vocab_size=spec.vocabulary.size,
       dtype=jnp.dtype(config.get('dtype', 'float32')),
-      conv_impl=conv_impl or inference_conv_impl(config['model']),
+      conv_impl=conv_impl or inference_conv_impl(),
       dropout_rate=config.get('dropout_rate', 0.0))
   # Restore exactly the saved parameters and statistics (never the
   # optimizer state), shaped as saved, then check them against the model.
