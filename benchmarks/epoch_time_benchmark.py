@@ -31,6 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks import machine  # pylint: disable=g-import-not-at-top
+from ocr_jax import report  # pylint: disable=g-import-not-at-top
 
 EXPERIMENTS = ('conservative_small', 'baseline_optimized',
                'aggressive_learning', 'focal_loss_experiment',
@@ -78,16 +79,11 @@ def time_experiment(name, workdir):
 
 def read_run(name, workdir):
   """(config dict, epoch history, compile seconds) of a run, or None."""
-  results_path = os.path.join(workdir, 'results.json')
-  if os.path.exists(results_path):
-    with open(results_path, encoding='utf-8') as f:
-      results = json.load(f)
+  results = report.read_json(os.path.join(workdir, 'results.json'))
+  if results:
     return results['config'], results['history'], results['compile_seconds']
-  metrics_path = os.path.join(workdir, 'metrics.jsonl')
-  if not os.path.exists(metrics_path):
-    return None
-  with open(metrics_path, encoding='utf-8') as f:
-    history = [json.loads(line) for line in f if line.strip()]
+  # An unfinished run: its epochs so far, once there are --epochs of them.
+  history = report.read_metrics(os.path.join(workdir, 'metrics.jsonl'))
   if len(history) < FLAGS.epochs:
     return None
   return load_config(name).to_dict(), history, None
@@ -124,19 +120,19 @@ def main(argv):
       previous = {r['experiment']: r for r in json.load(f)['results']
                   if 'error' not in r}
   for name in FLAGS.experiments:
-    run = read_run(name, os.path.join(FLAGS.grid_dir, name)) if (
-        FLAGS.grid_dir) else None
-    if run or name in previous:
-      rows.append(epoch_row(name, run, os.path.join(FLAGS.grid_dir, name))
-                  if run else {**previous[name], 'source': FLAGS.previous})
-      print(json.dumps(rows[-1]))
-      continue
-    with tempfile.TemporaryDirectory() as workdir:
-      try:
-        rows.append(time_experiment(name, workdir))
-      except Exception as e:  # pylint: disable=broad-except
-        logging.exception('%s failed', name)
-        rows.append({'experiment': name, 'error': repr(e)})
+    grid_run = os.path.join(FLAGS.grid_dir, name) if FLAGS.grid_dir else None
+    run = read_run(name, grid_run) if grid_run else None
+    if run:
+      rows.append(epoch_row(name, run, source=grid_run))
+    elif name in previous:
+      rows.append({**previous[name], 'source': FLAGS.previous})
+    else:
+      with tempfile.TemporaryDirectory() as workdir:
+        try:
+          rows.append(time_experiment(name, workdir))
+        except Exception as e:  # pylint: disable=broad-except
+          logging.exception('%s failed', name)
+          rows.append({'experiment': name, 'error': repr(e)})
     print(json.dumps(rows[-1]))
   print('| experiment | model | batch | s/epoch | s/step | compile s | '
         'prototype s/epoch | speedup |')
