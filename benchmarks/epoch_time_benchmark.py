@@ -64,7 +64,7 @@ def load_config(name):
 
 
 def time_experiment(name, workdir):
-  from ocr_jax import train  # pylint: disable=g-import-not-at-top
+  from ocr_jax.training import train  # pylint: disable=g-import-not-at-top
   config = load_config(name)
   config.num_epochs = FLAGS.epochs
   config.checkpoint_every_epochs = 10**6

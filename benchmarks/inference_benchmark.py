@@ -11,7 +11,7 @@ preprocessed 64 x 128 digit inputs:
   greedy and beam search, at batch 1 (ms/image, latency) and batch 64
   (images/s, throughput); compile seconds of each.
 
-and exports the model (`ocr_jax.export`) as float32 and int8 to report its
+and exports the model (`ocr_jax.reading.export`) as float32 and int8 to report its
 size on disk. The prototype's targets: under 100 ms per image on a CPU and
 under 20 MB per model; its own PyTorch figures on this kind of machine are
 in SEED_FACTS.md (small 9.9 ms, medium 14.9 ms, large 45.6 ms, ctc_small
@@ -109,7 +109,7 @@ def speed(reader, batch: int, beam_size: int, seconds: float) -> dict:
 
 def model_size(reader) -> dict:
   """Bytes on disk of the exported model, float32 and int8 weights."""
-  from ocr_jax import export  # pylint: disable=g-import-not-at-top
+  from ocr_jax.reading import export  # pylint: disable=g-import-not-at-top
   sizes = {}
   with tempfile.TemporaryDirectory() as tmp:
     for weight_format in ('float32', 'int8'):
@@ -124,9 +124,9 @@ def benchmark_preset(preset: str, beam_size: int, seconds: float,
                      conv_impl: str | None = None,
                      dtype: str = 'float32') -> dict:
   import jax  # pylint: disable=g-import-not-at-top
-  from ocr_jax import inference  # pylint: disable=g-import-not-at-top
-  conv_impl = conv_impl or inference.inference_conv_impl()
-  reader = inference.Reader.random(preset, batch_size=64,
+  from ocr_jax.reading import reader as reader_lib
+  conv_impl = conv_impl or reader_lib.inference_conv_impl()
+  reader = reader_lib.Reader.random(preset, batch_size=64,
                                    conv_impl=conv_impl, dtype=dtype)
   params = sum(x.size for x in jax.tree.leaves(reader.variables['params']))
   result = {'preset': preset, 'kind': reader.spec.kind,
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
                       help='Timing budget per measurement.')
   parser.add_argument('--conv_impl', default=None,
                       help='Convolution implementation (default: the '
-                      "Reader's, inference.inference_conv_impl()).")
+                      "Reader's, reader_lib.inference_conv_impl()).")
   parser.add_argument('--dtypes', default='float32,bfloat16',
                       help='Computation dtypes to time (the weights are '
                       'float32 either way).')

@@ -25,7 +25,7 @@ from absl import flags
 import ml_collections
 import tensorflow as tf
 
-from ocr_jax import input_pipeline
+from ocr_jax.data import input_pipeline
 
 _DATA_DIR = flags.DEFINE_string('data_dir', None,
                                 'TFDS data dir (None: ~/tensorflow_datasets).')

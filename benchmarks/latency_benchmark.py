@@ -58,11 +58,11 @@ def main(argv=None) -> int:
   parser.add_argument('--output', default=os.path.join(
       RESULTS_DIR, 'latency_benchmark.json'))
   args = parser.parse_args(argv)
-  from ocr_jax import export  # pylint: disable=g-import-not-at-top
-  from ocr_jax import inference  # pylint: disable=g-import-not-at-top
+  from ocr_jax.reading import export  # pylint: disable=g-import-not-at-top
+  from ocr_jax.reading import reader as reader_lib
   info = inference_benchmark.machine_info()
   print('machine:', json.dumps(info), flush=True)
-  source = inference.Reader.random(args.preset, batch_size=64)
+  source = reader_lib.Reader.random(args.preset, batch_size=64)
   variants = {}
   with tempfile.TemporaryDirectory() as tmp:
     png_path = os.path.join(tmp, 'line.png')
@@ -74,14 +74,14 @@ def main(argv=None) -> int:
       export.export_reader(source, path, weight_format=weight_format,
                            platforms=('cpu',))
       start = time.perf_counter()
-      reader = inference.Reader.from_export(path, batch_size=64)
+      reader = reader_lib.Reader.from_export(path, batch_size=64)
       load_s = time.perf_counter() - start
       variants[f'export_{weight_format}'] = {
           'file_mb': os.path.getsize(path) / 1e6, 'load_s': load_s,
           **measure(reader, args.seconds, png_path)}
       _print(f'export_{weight_format}', variants[f'export_{weight_format}'])
     for dtype in ('float32', 'bfloat16'):
-      reader = inference.Reader.random(args.preset, batch_size=64,
+      reader = reader_lib.Reader.random(args.preset, batch_size=64,
                                        dtype=dtype)
       name = f'in_process_{dtype}_compute'
       variants[name] = measure(reader, args.seconds, png_path)

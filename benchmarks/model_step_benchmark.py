@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ocr_jax import charset
+from ocr_jax.text import charset
 from ocr_jax import models
 
 # Run as a script, so benchmarks/ is on the path.

@@ -24,7 +24,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.corpus_path = ml_collections.config_dict.placeholder(str)
   # TFDS data directory; None means ~/tensorflow_datasets.
   config.data_dir = ml_collections.config_dict.placeholder(str)
-  # Vocabulary name in ocr_jax.charset: 'digits' or 'khmer'.
+  # Vocabulary name in ocr_jax.text.charset: 'digits' or 'khmer'.
   config.vocabulary = 'digits'
   # Image height in pixels fed to the model.
   config.image_height = 64

@@ -22,9 +22,9 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from ocr_jax import charset
-from ocr_jax import input_pipeline
-from ocr_jax import render
+from ocr_jax.text import charset
+from ocr_jax.data import input_pipeline
+from ocr_jax.data import render
 
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data dir.')
 _OUT_DIR = flags.DEFINE_string('out_dir', 'docs', 'Where PNGs go.')

@@ -5,7 +5,7 @@
       [--beam_size=N] [--batch_size=32] [--num_worst=10] [--output=FILE]
 
 MODEL is a training workdir, an exported file or a pretrained name. DIR
-holds images and a labels.tsv (see `ocr_jax.labeled_folder`; invalid lines
+holds images and a labels.tsv (see `ocr_jax.data.labeled_folder`; invalid lines
 are all reported and stop the run unless --skip_invalid). NAME:SPLIT is a
 TFDS dataset of this project (e.g. khmer_digits:test, khmer_text/lines:
 validation), read through the training input pipeline with the model's own
@@ -19,7 +19,7 @@ The JSON object (stdout, and FILE if given):
   model, data, beam_size, seconds, images_per_second
 
 References and predictions are both normalised (`normalize_khmer`) before
-scoring (see `ocr_jax.metrics.OcrScores`). Exit status 0, 1 if the model or
+scoring (see `ocr_jax.training.metrics.OcrScores`). Exit status 0, 1 if the model or
 data cannot be loaded, 2 on a usage error.
 """
 
@@ -33,10 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from ocr_jax import inference
-from ocr_jax import labeled_folder
-from ocr_jax import metrics
-from ocr_jax import normalize
+from ocr_jax.reading import reader as reader_lib
+from ocr_jax.data import labeled_folder
+from ocr_jax.training import metrics
+from ocr_jax.text import khmer_normalizer
 
 
 class _Worst:
@@ -48,8 +48,8 @@ class _Worst:
     self._count = 0
 
   def add(self, path, reference, prediction):
-    reference = normalize.normalize_khmer(reference)
-    prediction = normalize.normalize_khmer(prediction)
+    reference = khmer_normalizer.normalize_khmer(reference)
+    prediction = khmer_normalizer.normalize_khmer(prediction)
     distance = metrics.edit_distance(reference, prediction)
     if not distance or self.size <= 0:
       return
@@ -67,7 +67,7 @@ class _Worst:
                                                        reverse=True)]
 
 
-def evaluate_folder(reader: inference.Reader, folder: str, *,
+def evaluate_folder(reader: reader_lib.Reader, folder: str, *,
                     beam_size: int = 1, skip_invalid: bool = False,
                     num_worst: int = 10) -> dict[str, Any]:
   """Scores `reader` on a folder with labels.tsv (see module docstring)."""
@@ -88,12 +88,12 @@ def evaluate_folder(reader: inference.Reader, folder: str, *,
   return report
 
 
-def evaluate_tfds(reader: inference.Reader, name_split: str, *,
+def evaluate_tfds(reader: reader_lib.Reader, name_split: str, *,
                   data_dir: str | None = None, beam_size: int = 1,
                   num_worst: int = 10) -> dict[str, Any]:
   """Scores `reader` on a TFDS split through the training input pipeline."""
   import ml_collections  # pylint: disable=g-import-not-at-top
-  from ocr_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from ocr_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
   if ':' not in name_split:
     raise ValueError(f'--tfds wants NAME:SPLIT, got {name_split!r}')
   name, split = name_split.rsplit(':', 1)
@@ -119,7 +119,7 @@ def evaluate_tfds(reader: inference.Reader, name_split: str, *,
   return report
 
 
-def evaluate_model(reader: inference.Reader, *, data: str | None = None,
+def evaluate_model(reader: reader_lib.Reader, *, data: str | None = None,
                    tfds_split: str | None = None,
                    data_dir: str | None = None, beam_size: int = 1,
                    skip_invalid: bool = False,
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
   # (e.g. TFDS building a dataset) goes to stderr.
   with contextlib.redirect_stdout(sys.stderr):
     try:
-      reader = inference.load_reader(args.model, batch_size=args.batch_size)
+      reader = reader_lib.load_reader(args.model, batch_size=args.batch_size)
     except (ValueError, OSError) as e:
       sys.stderr.write(f'error: cannot load model {args.model!r}: {e}\n')
       return 1

@@ -39,7 +39,7 @@ def main(argv):
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   import jax  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from ocr_jax import train  # pylint: disable=g-import-not-at-top
+  from ocr_jax.training import train  # pylint: disable=g-import-not-at-top
 
   # tf.data only feeds the host; keep TensorFlow off any accelerator.
   tf.config.set_visible_devices([], 'GPU')

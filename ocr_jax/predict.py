@@ -3,7 +3,7 @@
   python -m ocr_jax.predict --model=MODEL [--beam_size=N] [--output=FILE] \\
       [--batch_size=32] [--char_confidences] PATH...
 
-MODEL is a training workdir, a file written by `ocr_jax.export`, or a
+MODEL is a training workdir, a file written by `ocr_jax.reading.export`, or a
 pretrained name (see `ocr_jax.pretrained`). Each PATH is an image or a
 folder (its files in sorted name order; .tsv/.txt/.json/.md/.csv/.yaml
 files skipped).
@@ -28,7 +28,7 @@ import json
 import sys
 import time
 
-from ocr_jax import inference
+from ocr_jax.reading import reader as reader_lib
 
 EXIT_OK = 0
 EXIT_LOAD_ERROR = 1
@@ -42,7 +42,7 @@ def clean(field: str) -> str:
           if field else '')
 
 
-def format_row(result: inference.ReadResult,
+def format_row(result: reader_lib.ReadResult,
                char_confidences: bool = False) -> str:
   """One TSV line (without the newline) for a result."""
   confidence = ('' if result.confidence is None
@@ -82,11 +82,11 @@ def main(argv=None) -> int:
   """Runs the command line; returns the exit status (see module docstring)."""
   args = parse_args(argv)
   try:
-    reader = inference.load_reader(args.model, batch_size=args.batch_size)
+    reader = reader_lib.load_reader(args.model, batch_size=args.batch_size)
   except (ValueError, OSError) as e:
     sys.stderr.write(f'error: cannot load model {args.model!r}: {e}\n')
     return EXIT_LOAD_ERROR
-  sources = inference.expand_inputs(args.paths)
+  sources = reader_lib.expand_inputs(args.paths)
   if not sources:
     sys.stderr.write('warning: no image files in the given paths\n')
   out = (open(args.output, 'w', encoding='utf-8', newline='\n')

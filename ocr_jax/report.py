@@ -4,7 +4,7 @@
 
 Reads GRID_DIR/<run>/results.json of finished runs, status.json of failed
 ones (their error) and metrics.jsonl of unfinished ones (their curves so
-far), as written by launch.grid and ocr_jax.train. Writes:
+far), as written by launch.grid and ocr_jax.training.train. Writes:
   GRID_DIR/report.md    ranking table, best first by validation character
                         accuracy then sequence accuracy; failed runs last
   GRID_DIR/report.json  the same rows as numbers (accuracies as fractions)

@@ -1,9 +1,9 @@
-"""Tests of ocr_jax.charset: fixed ids, round trips, unknown characters."""
+"""Tests of ocr_jax.text.charset: fixed ids, round trips, unknown characters."""
 
 import pytest
 
-from ocr_jax import charset
-from ocr_jax import normalize
+from ocr_jax.text import charset
+from ocr_jax.text import khmer_normalizer
 
 
 def test_special_ids_are_fixed():
@@ -26,7 +26,7 @@ def test_digits_round_trip():
 def test_khmer_round_trip_over_corpus(corpus_lines):
   vocab = charset.get_vocabulary('khmer')
   for line in corpus_lines:
-    text = normalize.normalize_khmer(line)
+    text = khmer_normalizer.normalize_khmer(line)
     ids = vocab.encode(text, sample=line)
     assert all(charset.NUM_SPECIAL <= i < vocab.size for i in ids)
     assert vocab.decode(ids) == text

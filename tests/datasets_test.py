@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from ocr_jax import charset
-from ocr_jax import normalize
-from ocr_jax import render
-from ocr_jax.datasets import khmer_digits
-from ocr_jax.datasets import khmer_text
-from ocr_jax.datasets import syllables
+from ocr_jax.text import charset
+from ocr_jax.text import khmer_normalizer
+from ocr_jax.data import render
+from ocr_jax.data.datasets import khmer_digits
+from ocr_jax.data.datasets import khmer_text
+from ocr_jax.data.datasets import syllables
 
 
 def _examples(name, data_dir, split):
@@ -79,7 +79,7 @@ def test_text_stage1_uses_top_30_characters(khmer_text_dir, corpus_path):
       text = example['text'].decode()
       assert set(text) <= set(ranking[:30]), text
       assert 1 <= len(text) <= 5 and example['length'] == len(text)
-      assert normalize.normalize_khmer(text) == text
+      assert khmer_normalizer.normalize_khmer(text) == text
       assert example['image'].shape == (64, example['width'], 3)
 
 
@@ -118,7 +118,7 @@ def test_generated_text_without_corpus(tmp_path, build_dataset):
   for example in _examples('khmer_text/stage2', str(tmp_path), 'train'):
     text = example['text'].decode()
     assert set(text) <= allowed and 1 <= len(text) <= 10
-    assert normalize.normalize_khmer(text) == text
+    assert khmer_normalizer.normalize_khmer(text) == text
 
 
 def test_syllables_are_canonical_and_sized():
@@ -126,7 +126,7 @@ def test_syllables_are_canonical_and_sized():
   for _ in range(300):
     text = syllables.generate_text(rng, 3, 20)
     assert 3 <= len(text) <= 20
-    assert normalize.normalize_khmer(text) == text
+    assert khmer_normalizer.normalize_khmer(text) == text
     assert not text.startswith(' ') and not text.endswith(' ')
   allowed = set(syllables.DEFAULT_CHAR_RANKING[:30])
   for _ in range(100):

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ocr_jax import charset
-from ocr_jax import decode
+from ocr_jax.text import charset
+from ocr_jax.models import decode
 from ocr_jax import models
 
 PAD, EOS, BOS, BLANK = (charset.PAD_ID, charset.EOS_ID, charset.BOS_ID,

@@ -1,4 +1,4 @@
-"""Tests for ocr_jax.export and ocr_jax.quantize."""
+"""Tests for ocr_jax.reading.export and ocr_jax.reading.quantize."""
 
 import json
 import os
@@ -8,10 +8,10 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from ocr_jax import export
-from ocr_jax import image_io
-from ocr_jax import inference
-from ocr_jax import quantize
+from ocr_jax.reading import export
+from ocr_jax.data import image_io
+from ocr_jax.reading import reader as reader_lib
+from ocr_jax.reading import quantize
 # Sibling test module (pytest puts tests/ on sys.path).
 import inference_test  # pylint: disable=g-bad-import-order
 
@@ -32,14 +32,14 @@ def _inputs(reader, count=5):
 
 @pytest.fixture(scope='module')
 def reader():
-  return inference_test.perturb(inference.Reader.random('tiny',
+  return inference_test.perturb(reader_lib.Reader.random('tiny',
                                                         batch_size=8))
 
 
 @pytest.mark.parametrize('preset', ['tiny', 'tiny_ctc'])
 def test_export_round_trip_gives_the_same_ids(preset, request, tmp_path):
   reader = (request.getfixturevalue('reader') if preset == 'tiny' else
-            inference_test.perturb(inference.Reader.random(preset,
+            inference_test.perturb(reader_lib.Reader.random(preset,
                                                            batch_size=8)))
   # The attention model is also lowered for CUDA (only checked to build)
   # and with beam search (CTC beam search is its greedy path).
@@ -48,7 +48,7 @@ def test_export_round_trip_gives_the_same_ids(preset, request, tmp_path):
   beam_sizes = (1, 2) if attention else (1,)
   path = export.export_reader(reader, str(tmp_path / 'm.ocrx'),
                               beam_sizes=beam_sizes, platforms=platforms)
-  loaded = inference.Reader.from_export(path, batch_size=8)
+  loaded = reader_lib.Reader.from_export(path, batch_size=8)
   assert loaded.model is None
   assert loaded.spec.vocabulary == reader.spec.vocabulary
   images, widths = _inputs(reader)
@@ -75,10 +75,10 @@ def test_export_runs_without_the_model_code(reader, tmp_path):
       'import sys\n'
       'import numpy as np\n'
       'sys.modules["ocr_jax.models"] = None\n'  # Importing it would fail.
-      'sys.modules["ocr_jax.decode"] = None\n'
-      'sys.modules["ocr_jax.train"] = None\n'
-      'from ocr_jax import inference\n'
-      'reader = inference.Reader.from_export(sys.argv[1])\n'
+      'sys.modules["ocr_jax.models.decode"] = None\n'
+      'sys.modules["ocr_jax.training.train"] = None\n'
+      'from ocr_jax.reading import reader as reader_lib\n'
+      'reader = reader_lib.Reader.from_export(sys.argv[1])\n'
       'result = reader.read(np.full((64, 128, 3), 200, np.uint8))\n'
       'print(result.ok, result.confidence is not None)\n')
   import subprocess  # pylint: disable=g-import-not-at-top
@@ -133,7 +133,7 @@ def test_smaller_formats_load_and_read(reader, tmp_path, weight_format):
                                platforms=('cpu',))
   ratio = export.read_weight_bytes(small) / export.read_weight_bytes(full)
   assert ratio < (0.45 if weight_format == 'int8' else 0.55), ratio
-  loaded = inference.Reader.from_export(small)
+  loaded = reader_lib.Reader.from_export(small)
   original = jax.device_get(reader.variables)
   loaded_weights = jax.device_get(loaded.variables)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(

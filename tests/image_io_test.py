@@ -1,4 +1,4 @@
-"""Tests for ocr_jax.image_io: every mode reads, bad files fail cleanly."""
+"""Tests for ocr_jax.data.image_io: every mode reads, bad files fail cleanly."""
 
 import io
 import os
@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from ocr_jax import image_io
+from ocr_jax.data import image_io
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -188,7 +188,7 @@ def test_huge_image_memory_stays_bounded(bad_files):
     pytest.skip('needs /proc (Linux)')
   # VmHWM, unlike ru_maxrss, does not inherit the parent's peak over exec.
   code = ('import sys\n'
-          'from ocr_jax import image_io\n'
+          'from ocr_jax.data import image_io\n'
           'for name in ("huge.png", "huge.bmp"):\n'
           '  try:\n'
           '    image_io.read_image(sys.argv[1] + "/" + name)\n'
@@ -235,7 +235,7 @@ def test_preprocess_variable_width_pads_right_and_caps():
 
 def test_preprocess_matches_the_training_pipeline():
   tf = pytest.importorskip('tensorflow')
-  from ocr_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from ocr_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   for height, width in [(30, 100), (64, 200), (100, 700), (20, 1000)]:
     noise = Image.fromarray(rng.integers(0, 256, (height, width, 3),

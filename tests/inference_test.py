@@ -1,4 +1,4 @@
-"""Tests for ocr_jax.inference: the Reader API on tiny random models."""
+"""Tests for ocr_jax.reading.reader: the Reader API on tiny random models."""
 
 import os
 
@@ -7,8 +7,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from ocr_jax import charset
-from ocr_jax import inference
+from ocr_jax.text import charset
+from ocr_jax.reading import reader as reader_lib
 from ocr_jax import pretrained
 
 jax.config.update('jax_disable_most_optimizations', True)
@@ -38,7 +38,7 @@ def write_workdir(workdir, reader, epoch=3):
   """A training workdir with `reader`'s weights, saved as train.py does."""
   import optax  # pylint: disable=g-import-not-at-top
   from configs import base  # pylint: disable=g-import-not-at-top
-  from ocr_jax import train  # pylint: disable=g-import-not-at-top
+  from ocr_jax.training import train  # pylint: disable=g-import-not-at-top
   config = base.get_config('tiny')
   config.model = reader.spec.preset
   config.vocabulary = reader.spec.vocabulary.name
@@ -67,7 +67,7 @@ def digit_image(text, width=128, height=64, seed=0):
 
 @pytest.fixture(scope='module')
 def reader():
-  return perturb(inference.Reader.random('tiny', batch_size=4))
+  return perturb(reader_lib.Reader.random('tiny', batch_size=4))
 
 
 @pytest.fixture(scope='module')
@@ -83,7 +83,7 @@ def images_folder(tmp_path_factory):
 def test_read_one_list_and_folder_in_order(reader, images_folder):
   paths = sorted(str(p) for p in images_folder.glob('*.png'))
   one = reader.read(paths[0])
-  assert isinstance(one, inference.ReadResult) and one.ok
+  assert isinstance(one, reader_lib.ReadResult) and one.ok
   assert one.source == paths[0]
   assert 0.0 <= one.confidence <= 1.0
   listed = reader.read(paths[::-1])
@@ -121,9 +121,9 @@ def test_batching_and_padding_give_the_same_readings(reader, images_folder):
   for a, b in zip(together, alone):
     assert a.text == b.text
     np.testing.assert_allclose(a.confidence, b.confidence, rtol=1e-4)
-  assert inference.bucket_size(3, 4) == 4
-  assert inference.bucket_size(5, 32) == 8
-  assert inference.bucket_size(40, 32) == 32
+  assert reader_lib.bucket_size(3, 4) == 4
+  assert reader_lib.bucket_size(5, 32) == 8
+  assert reader_lib.bucket_size(40, 32) == 32
 
 
 def test_char_confidences_multiply_to_the_line_confidence(reader,
@@ -145,7 +145,7 @@ def test_beam_search_reads(reader, images_folder):
 
 def test_from_workdir_restores_the_weights(reader, images_folder, tmp_path):
   workdir = write_workdir(tmp_path / 'run', reader)
-  restored = inference.load_reader(workdir, batch_size=4)
+  restored = reader_lib.load_reader(workdir, batch_size=4)
   assert restored.spec.preset == 'tiny'
   assert restored.spec.vocabulary.name == 'digits'
   assert not restored.spec.variable_width
@@ -157,16 +157,16 @@ def test_from_workdir_restores_the_weights(reader, images_folder, tmp_path):
 
 
 def test_load_reader_dispatch_and_errors(reader, tmp_path, monkeypatch):
-  from ocr_jax import export  # pylint: disable=g-import-not-at-top
+  from ocr_jax.reading import export  # pylint: disable=g-import-not-at-top
   path = export.export_reader(reader, str(tmp_path / 'm.ocrx'),
                               platforms=('cpu',))
-  assert inference.load_reader(path).spec.preset == 'tiny'
+  assert reader_lib.load_reader(path).spec.preset == 'tiny'
   monkeypatch.setitem(pretrained.MODELS, 'test-digits',
                       pretrained.PretrainedModel(
                           name='test-digits', filename='m.ocrx',
                           description='test', vocabulary='digits'))
   monkeypatch.setenv(pretrained.ENV_DIR, str(tmp_path))
-  assert inference.load_reader('test-digits').spec.vocabulary.name == (
+  assert reader_lib.load_reader('test-digits').spec.vocabulary.name == (
       'digits')
   monkeypatch.setitem(pretrained.MODELS, 'damaged',
                       pretrained.PretrainedModel(
@@ -174,33 +174,33 @@ def test_load_reader_dispatch_and_errors(reader, tmp_path, monkeypatch):
                           description='test', vocabulary='digits',
                           sha256='0' * 64))
   with pytest.raises(OSError, match='SHA-256'):
-    inference.load_reader('damaged')
+    reader_lib.load_reader('damaged')
   with pytest.raises(ValueError, match='pretrained names'):
-    inference.load_reader('no-such-model')
+    reader_lib.load_reader('no-such-model')
   os.makedirs(tmp_path / 'plain')
   with pytest.raises(ValueError, match='not a training workdir'):
-    inference.load_reader(str(tmp_path / 'plain'))
+    reader_lib.load_reader(str(tmp_path / 'plain'))
 
 
 def test_variable_width_spec_from_the_dataset():
   config = {'model': 'tiny', 'vocabulary': 'khmer', 'image_height': 64,
             'image_width': 512, 'max_label_length': 30,
             'dataset': 'khmer_text/lines'}
-  spec = inference.ModelSpec.from_config(config, 'attention')
+  spec = reader_lib.ModelSpec.from_config(config, 'attention')
   assert spec.variable_width and spec.vocabulary.name == 'khmer'
   config['dataset'] = 'khmer_digits'
-  assert not inference.ModelSpec.from_config(config, 'ctc').variable_width
+  assert not reader_lib.ModelSpec.from_config(config, 'ctc').variable_width
 
 
 def test_workdir_from_older_model_code_still_reads(reader, images_folder,
                                                    tmp_path, caplog):
   params = dict(reader.variables['params'])
   assert params.pop('ctc_head', None) is not None  # An auxiliary head.
-  older = inference.Reader(reader.spec, {
+  older = reader_lib.Reader(reader.spec, {
       'params': params, 'batch_stats': reader.variables['batch_stats']},
                            reader.predict_fns, model=reader.model)
   workdir = write_workdir(tmp_path / 'old', older)
-  restored = inference.load_reader(workdir)
+  restored = reader_lib.load_reader(workdir)
   assert 'another version of the model code' in caplog.text
   assert "['params']['ctc_head']" in caplog.text
   path = str(images_folder / '00.png')

@@ -1,4 +1,4 @@
-"""Tests of ocr_jax.input_pipeline and ocr_jax.augment."""
+"""Tests of ocr_jax.data.input_pipeline and ocr_jax.data.augment."""
 
 import collections
 
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ocr_jax import augment
-from ocr_jax import charset
-from ocr_jax import input_pipeline
-from ocr_jax.datasets import khmer_digits
+from ocr_jax.data import augment
+from ocr_jax.text import charset
+from ocr_jax.data import input_pipeline
+from ocr_jax.data.datasets import khmer_digits
 
 
 def _config(**overrides):

@@ -1,4 +1,4 @@
-"""Tests for ocr_jax.labeled_folder: validation, error reports, TFDS export."""
+"""Tests for ocr_jax.data.labeled_folder: validation, error reports, TFDS export."""
 
 import os
 
@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from ocr_jax import charset
-from ocr_jax import labeled_folder
+from ocr_jax.text import charset
+from ocr_jax.data import labeled_folder
 
 DIGITS = charset.KHMER_DIGITS
 
@@ -97,7 +97,7 @@ def test_any_character_without_a_vocabulary(tmp_path):
 def test_tfds_dataset_feeds_the_training_pipeline(tmp_path):
   pytest.importorskip('tensorflow_datasets')
   from configs import base  # pylint: disable=g-import-not-at-top
-  from ocr_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from ocr_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
   names = [f'{i}.png' for i in range(5)]
   folder = make_folder(tmp_path / 'lines',
                        [f'{n}\t{DIGITS[:i + 1]}' for i, n in enumerate(names)],

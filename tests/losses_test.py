@@ -1,4 +1,4 @@
-"""Tests for ocr_jax.losses against hand-computed values."""
+"""Tests for ocr_jax.training.losses against hand-computed values."""
 
 import math
 
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ocr_jax import losses
+from ocr_jax.training import losses
 
 
 def test_cross_entropy_uniform_logits_is_log_vocab():

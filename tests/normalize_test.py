@@ -1,33 +1,33 @@
-"""Tests of ocr_jax.normalize on hand-made cases and real corpus lines."""
+"""Tests of ocr_jax.text.khmer_normalizer on hand-made cases and real corpus lines."""
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 import pytest
 
-from ocr_jax import charset
-from ocr_jax import normalize
-from ocr_jax import render
+from ocr_jax.text import charset
+from ocr_jax.text import khmer_normalizer
+from ocr_jax.data import render
 
-normalize_khmer = normalize.normalize_khmer
+normalize_khmer = khmer_normalizer.normalize_khmer
 
 # Rank of each cluster part in the canonical order, for an independent check.
-_RANKS = {normalize.BASE: 0, normalize.SHIFTER: 1, normalize.COENG_CAT: 2,
-          normalize.VOWEL: 3, normalize.SIGN: 4}
+_RANKS = {khmer_normalizer.BASE: 0, khmer_normalizer.SHIFTER: 1, khmer_normalizer.COENG_CAT: 2,
+          khmer_normalizer.VOWEL: 3, khmer_normalizer.SIGN: 4}
 
 
 def _is_canonical(text: str) -> bool:
   """True when every cluster lists its parts in the canonical order."""
-  for cluster in normalize.split_clusters(text):
+  for cluster in khmer_normalizer.split_clusters(text):
     ranks, i = [], 0
     while i < len(cluster):
-      category = normalize.char_category(cluster[i])
-      if category == normalize.OTHER:
+      category = khmer_normalizer.char_category(cluster[i])
+      if category == khmer_normalizer.OTHER:
         ranks.append(-1)
-      elif category == normalize.COENG_CAT:
-        if i + 1 == len(cluster) or normalize.char_category(
-            cluster[i + 1]) != normalize.BASE:
+      elif category == khmer_normalizer.COENG_CAT:
+        if i + 1 == len(cluster) or khmer_normalizer.char_category(
+            cluster[i + 1]) != khmer_normalizer.BASE:
           return False  # A COENG must carry a consonant.
-        ranks.append(2.5 if cluster[i + 1] == normalize.RO else 2)
+        ranks.append(2.5 if cluster[i + 1] == khmer_normalizer.RO else 2)
         i += 1
       else:
         ranks.append(_RANKS[category])
@@ -155,6 +155,6 @@ def test_corpus_result_is_in_khmer_vocabulary(corpus_lines):
 
 def test_split_clusters_keeps_text():
   text = normalize_khmer('\u179f\u17d2\u178f\u17c1\u1785 \u1780\u17b6\u179a!')
-  clusters = normalize.split_clusters(text)
+  clusters = khmer_normalizer.split_clusters(text)
   assert ''.join(clusters) == text
   assert clusters[:2] == ['\u179f\u17d2\u178f\u17c1', '\u1785']

@@ -1,4 +1,4 @@
-"""Tests for ocr_jax.optim: schedules, optimizer scale, plateau, stopping."""
+"""Tests for ocr_jax.training.optim: schedules, optimizer scale, plateau, stopping."""
 
 import json
 
@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from ocr_jax import optim
+from ocr_jax.training import optim
 
 
 def make_config(**overrides) -> ml_collections.ConfigDict:

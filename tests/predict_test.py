@@ -9,8 +9,8 @@ from PIL import Image
 import pytest
 
 from ocr_jax import evaluate
-from ocr_jax import export
-from ocr_jax import inference
+from ocr_jax.reading import export
+from ocr_jax.reading import reader as reader_lib
 from ocr_jax import predict
 # Sibling test modules (pytest puts tests/ on sys.path).
 import image_io_test  # pylint: disable=g-bad-import-order
@@ -21,7 +21,7 @@ jax.config.update('jax_disable_most_optimizations', True)
 
 @pytest.fixture(scope='module')
 def model_file(tmp_path_factory):
-  reader = inference_test.perturb(inference.Reader.random('tiny'))
+  reader = inference_test.perturb(reader_lib.Reader.random('tiny'))
   path = tmp_path_factory.mktemp('model') / 'tiny.ocrx'
   return export.export_reader(reader, str(path), beam_sizes=(1, 2),
                               platforms=('cpu',))
@@ -154,7 +154,7 @@ def test_evaluate_reports_invalid_labels(model_file, tmp_path, capsys):
 
 
 def test_evaluate_tfds_split(model_file, tmp_path, capsys):
-  from ocr_jax import labeled_folder  # pylint: disable=g-import-not-at-top
+  from ocr_jax.data import labeled_folder  # pylint: disable=g-import-not-at-top
   (tmp_path / 'lines').mkdir()
   folder = _labeled(tmp_path / 'lines', ['០១២', '៣៤', '៥'])
   data_dir = str(tmp_path / 'tfds')

@@ -1,10 +1,10 @@
-"""Tests of ocr_jax.render: fonts, glyph coverage, no clipping, determinism."""
+"""Tests of ocr_jax.data.render: fonts, glyph coverage, no clipping, determinism."""
 
 import numpy as np
 from PIL import features, Image, ImageDraw, ImageFont
 import pytest
 
-from ocr_jax import render
+from ocr_jax.data import render
 
 DEJAVU = '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf'
 # Tall stacks: marks above plus one or two subscripts below.

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from configs import base
-from ocr_jax import train
+from ocr_jax.training import train
 
 
 def tiny_config(data_dir, **overrides):

@@ -4,7 +4,7 @@ One `DecoderCell` step: embed the previous token, attend over the encoder
 memory with the top LSTM layer's previous state as the query, feed
 [embedding; context] through the LSTM stack, and predict the next token from
 [output; context]. `AttentionDecoder` runs the cell over a whole teacher-forced
-sequence with `nn.scan`; the decoding functions in `ocr_jax.decode` call the
+sequence with `nn.scan`; the decoding functions in `ocr_jax.models.decode` call the
 same cell one step at a time. The attention keys are projected once per
 sequence, outside the scan.
 """
@@ -174,7 +174,7 @@ class DecoderCell(nn.Module):
 
 
 class AttentionDecoder(nn.Module):
-  """Teacher-forced decoder; also exposes single steps for inference.
+  """Teacher-forced decoder; also exposes single steps for reader_lib.
 
   Attributes:
     vocab_size: output classes.

@@ -13,7 +13,7 @@ paddings [batch, time] (1.0 at frames past the true width). Logits are float32
 whatever the computation dtype.
 
 The methods `encode`, `initial_carry` and `decode_step` serve the decoders in
-`ocr_jax.decode` through `model.apply(..., method=...)`.
+`ocr_jax.models.decode` through `model.apply(..., method=...)`.
 """
 
 from typing import Any
@@ -128,7 +128,7 @@ class AttentionOCR(nn.Module):
     """
     if decoder_inputs is None:
       raise ValueError('AttentionOCR needs decoder_inputs (BOS + shifted '
-                       'labels); use ocr_jax.decode for inference')
+                       'labels); use ocr_jax.models.decode for inference')
     memory, paddings = self.encoder(images, widths, train)
     ctc_logits = nn.Dense(self.decoder.vocab_size, dtype=memory.dtype,
                           name='ctc_head')(memory)

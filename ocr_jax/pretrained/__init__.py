@@ -1,16 +1,16 @@
 """Registry of the models shipped with ocr_jax.
 
-Each pretrained model is one file written by `ocr_jax.export` (`.ocrx`),
+Each pretrained model is one file written by `ocr_jax.reading.export` (`.ocrx`),
 installed inside this package (pyproject package-data), and read with
 
-  reader = ocr_jax.inference.Reader.from_pretrained('khmer-digits')
-  reader = ocr_jax.inference.load_reader('khmer-digits')
+  reader = ocr_jax.reading.reader.Reader.from_pretrained('khmer-digits')
+  reader = ocr_jax.reading.reader.load_reader('khmer-digits')
   python -m ocr_jax.predict --model=khmer-digits line.png
 
 The environment variable OCR_JAX_PRETRAINED_DIR names a folder searched
 before the package (to try a model without reinstalling).
 
-To ship a model: export it (`python -m ocr_jax.export --model=WORKDIR
+To ship a model: export it (`python -m ocr_jax.reading.export --model=WORKDIR
 --output=ocr_jax/pretrained/NAME.ocrx --weight_format=int8 --beam_sizes=1,5`)
 and add a `PretrainedModel` entry to MODELS with its file name, its SHA-256
 (`sha256sum`), the training run it came from and its test scores.

@@ -46,10 +46,10 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
-from ocr_jax import normalize
-from ocr_jax import render
-from ocr_jax.datasets import khmer_digits
-from ocr_jax.datasets import syllables
+from ocr_jax.text import khmer_normalizer
+from ocr_jax.data import render
+from ocr_jax.data.datasets import khmer_digits
+from ocr_jax.data.datasets import syllables
 
 IMAGE_HEIGHT = 64
 MAX_LINE_LENGTH = 64
@@ -104,7 +104,7 @@ def line_split(line: str) -> str:
 def read_corpus(path: str) -> list[str]:
   """Normalised, non-empty, distinct lines in file order."""
   with open(path, encoding='utf-8') as f:
-    lines = (normalize.normalize_khmer(line) for line in f)
+    lines = (khmer_normalizer.normalize_khmer(line) for line in f)
     return list(dict.fromkeys(line for line in lines if line))
 
 
@@ -123,10 +123,10 @@ def cluster_runs(lines: Sequence[str], allowed: set[str], min_length: int,
   """
   runs = {}
   for line in lines:
-    clusters = normalize.split_clusters(line)
+    clusters = khmer_normalizer.split_clusters(line)
     for start, first in enumerate(clusters):
-      if first == ' ' or normalize.char_category(first[0]) not in (
-          normalize.BASE, normalize.OTHER):
+      if first == ' ' or khmer_normalizer.char_category(first[0]) not in (
+          khmer_normalizer.BASE, khmer_normalizer.OTHER):
         continue
       text = ''
       for cluster in clusters[start:]:

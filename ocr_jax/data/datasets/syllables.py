@@ -4,7 +4,7 @@ Used by `khmer_text` when no corpus is given. A syllable is
 
   consonant [COENG consonant] [dependent vowel] [final sign]
 
-which is already in the canonical order of `ocr_jax.normalize` (one
+which is already in the canonical order of `ocr_jax.text.khmer_normalizer` (one
 subscript, one vowel, one sign), so `normalize_khmer` leaves it unchanged.
 Every part can be restricted to an allowed character set (the curriculum
 stages keep only the most frequent characters).
@@ -14,7 +14,7 @@ from typing import Collection
 
 import numpy as np
 
-from ocr_jax import normalize
+from ocr_jax.text import khmer_normalizer
 
 CONSONANTS = ''.join(chr(c) for c in range(0x1780, 0x17A3))
 # Subscript DA is drawn as subscript TA (the normaliser maps it) and LA
@@ -65,7 +65,7 @@ def generate_syllable(rng: np.random.Generator, *,
   if not consonants:
     raise ValueError('the allowed characters hold no Khmer consonant')
   subscripts = _allowed(SUBSCRIPTS, allowed)
-  if allowed is not None and normalize.COENG not in allowed:
+  if allowed is not None and khmer_normalizer.COENG not in allowed:
     subscripts = ''
   vowels = _allowed(VOWELS, allowed)
   finals = _allowed(FINAL_SIGNS, allowed)
@@ -76,7 +76,7 @@ def generate_syllable(rng: np.random.Generator, *,
   vowel = _pick(rng, vowels) if vowels and rng.random() < 0.7 else ''
   final = _pick(rng, finals) if finals and rng.random() < 0.15 else ''
   if sub and len(parts[0]) + 2 <= max_chars:
-    parts.append(normalize.COENG + sub)
+    parts.append(khmer_normalizer.COENG + sub)
   for extra in (vowel, final):
     if extra and len(''.join(parts)) + 1 <= max_chars:
       parts.append(extra)

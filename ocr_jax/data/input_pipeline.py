@@ -40,10 +40,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from ocr_jax import augment
-from ocr_jax import charset
-# Importing ocr_jax.datasets (here via khmer_text) registers the builders.
-from ocr_jax.datasets import khmer_text
+from ocr_jax.data import augment
+from ocr_jax.text import charset
+# Importing ocr_jax.data.datasets (here via khmer_text) registers the builders.
+from ocr_jax.data.datasets import khmer_text
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

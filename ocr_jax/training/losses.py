@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ocr_jax import charset
+from ocr_jax.text import charset
 
 
 def _log_probs(logits: jax.Array) -> jax.Array:

@@ -37,7 +37,7 @@ from PIL import ImageOps
 # Largest image decoded at full resolution, in pixels (50 megapixels).
 DEFAULT_MAX_PIXELS = 50_000_000
 
-# ImageNet normalisation, as ocr_jax.input_pipeline.IMAGENET_MEAN/_STD
+# ImageNet normalisation, as ocr_jax.data.input_pipeline.IMAGENET_MEAN/_STD
 # (repeated so that reading needs no TensorFlow).
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)

@@ -25,7 +25,7 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
-from ocr_jax import charset
+from ocr_jax.text import charset
 
 _NEG_INF = -1e9
 # Ids never emitted as characters by CTC decoding.

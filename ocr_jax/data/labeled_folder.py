@@ -4,12 +4,12 @@ Layout:
 
   my_lines/
     labels.tsv      one `filename<TAB>text` per line, UTF-8
-    0001.png        any format and mode `ocr_jax.image_io` reads
+    0001.png        any format and mode `ocr_jax.data.image_io` reads
     scans/0002.jpg  filenames are relative to the folder
 
 labels.tsv may start with a `filename<TAB>text` (or `path<TAB>text`) header;
 blank lines and lines starting with `#` are ignored. Labels are normalised
-with `ocr_jax.normalize.normalize_khmer`.
+with `ocr_jax.text.khmer_normalizer.normalize_khmer`.
 
 `read_labeled_folder` checks every line and reports ALL problems at once, each
 with its line number, in one `LabeledFolderError`: a line without a tab, a
@@ -25,7 +25,7 @@ once; the training input pipeline then reads it like the built-in ones
 (same batch dict: image, width, labels, label_length, _mask; same
 augmentation), with no change to the training code:
 
-  python -m ocr_jax.labeled_folder --name=my_lines --data_dir=/data/tfds \
+  python -m ocr_jax.data.labeled_folder --name=my_lines --data_dir=/data/tfds \
       --vocabulary=khmer --train=lines/train --validation=lines/val \
       --test=lines/test
   python -m ocr_jax.main --config=configs/base.py --workdir=runs/mine \
@@ -50,9 +50,9 @@ from typing import Mapping, Sequence
 from absl import logging
 import numpy as np
 
-from ocr_jax import charset
-from ocr_jax import image_io
-from ocr_jax import normalize
+from ocr_jax.text import charset
+from ocr_jax.data import image_io
+from ocr_jax.text import khmer_normalizer
 
 LABELS_FILE = 'labels.tsv'
 _HEADERS = (('filename', 'text'), ('path', 'text'), ('file', 'text'))
@@ -157,7 +157,7 @@ def _check_line(folder, filename, text, number, vocabulary, max_length,
   if key in seen:
     return None, f'{filename!r} is listed twice (first on line {seen[key]})'
   seen[key] = number
-  label = normalize.normalize_khmer(text)
+  label = khmer_normalizer.normalize_khmer(text)
   if not label:
     return None, f'empty label for {filename!r}'
   if vocabulary is not None:
@@ -243,7 +243,7 @@ def _builder_class(name: str):
     """Examples of validated labeled folders."""
 
     VERSION = tfds.core.Version('1.0.0')
-    RELEASE_NOTES = {'1.0.0': 'Written by ocr_jax.labeled_folder.'}
+    RELEASE_NOTES = {'1.0.0': 'Written by ocr_jax.data.labeled_folder.'}
 
     @tfds.core.utils.classproperty
     @classmethod
@@ -298,7 +298,7 @@ def _builder_class(name: str):
 def main(argv=None) -> int:
   """Command line: writes labeled folders as a TFDS dataset."""
   parser = argparse.ArgumentParser(
-      prog='python -m ocr_jax.labeled_folder',
+      prog='python -m ocr_jax.data.labeled_folder',
       description='Validates labeled image folders and writes them as a TFDS '
       'dataset for training (see the module docstring).')
   parser.add_argument('--name', required=True, help='The dataset name.')

@@ -94,7 +94,7 @@ def _get_normalizer(normalize: bool) -> Callable[[str], str]:
   if not normalize:
     return _identity
   # Imported lazily: the normaliser is optional for callers that disable it.
-  from ocr_jax.normalize import normalize_khmer
+  from ocr_jax.text.khmer_normalizer import normalize_khmer
 
   return normalize_khmer
 
@@ -128,7 +128,7 @@ class OcrScores:
   merge the scores of several processes.
 
   Attributes:
-    normalize: apply `ocr_jax.normalize.normalize_khmer` to both sides.
+    normalize: apply `ocr_jax.text.khmer_normalizer.normalize_khmer` to both sides.
     max_worst: how many of the worst errors to keep.
   """
 

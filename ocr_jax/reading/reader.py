@@ -1,9 +1,9 @@
 """Reading text from images with a trained model: the `Reader` API.
 
-  from ocr_jax import inference
-  reader = inference.load_reader('runs/baseline')      # a training workdir
-  reader = inference.load_reader('khmer_digits.ocrx')  # an exported file
-  reader = inference.load_reader('digits-small')       # a pretrained name
+  from ocr_jax.reading import reader as reader_lib
+  reader = reader_lib.load_reader('runs/baseline')      # a training workdir
+  reader = reader_lib.load_reader('khmer_digits.ocrx')  # an exported file
+  reader = reader_lib.load_reader('digits-small')       # a pretrained name
   result = reader.read('line.png')                     # one image
   results = reader.read(['a.png', 'b.jpg'])            # a list, in order
   results = reader.read('scans/', beam_size=5)         # a folder, sorted
@@ -26,7 +26,7 @@ probabilities, EOS included; beam search: exp of the beam's log
 probability). With `char_confidences=True`, `characters` lists (character,
 probability) for each decoded character, before normalisation (beam search:
 the decoder's probabilities of the chosen characters, by rescoring). CTC
-models decode best path whatever the beam size (`ocr_jax.decode` has no CTC
+models decode best path whatever the beam size (`ocr_jax.models.decode` has no CTC
 prefix beam search).
 """
 
@@ -40,9 +40,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ocr_jax import charset
-from ocr_jax import image_io
-from ocr_jax import normalize
+from ocr_jax.text import charset
+from ocr_jax.data import image_io
+from ocr_jax.text import khmer_normalizer
 
 # Files a folder input skips: labels and notes, not images.
 SKIPPED_SUFFIXES = ('.tsv', '.txt', '.json', '.md', '.csv', '.yaml', '.yml')
@@ -120,10 +120,10 @@ def make_predict_fn(model, kind: str, max_length: int,
     [batch, max_length + 1] int32, line confidences [batch] float32 and
     per-token probabilities [batch, max_length + 1] float32.
   """
-  from ocr_jax import decode  # pylint: disable=g-import-not-at-top
+  from ocr_jax.models import decode  # pylint: disable=g-import-not-at-top
 
   def predict(variables, images, widths):
-    # CTC beam search is best path in ocr_jax.decode: the greedy ids.
+    # CTC beam search is best path in ocr_jax.models.decode: the greedy ids.
     if beam_size == 1 or kind == 'ctc':
       ids, probs = decode.greedy_decode(model, variables, images, widths,
                                         max_length)
@@ -249,8 +249,8 @@ class Reader:
 
   @classmethod
   def from_export(cls, path: str, *, batch_size: int = 32) -> 'Reader':
-    """A file written by `ocr_jax.export` (runs without the model code)."""
-    from ocr_jax import export  # pylint: disable=g-import-not-at-top
+    """A file written by `ocr_jax.reading.export` (runs without the model code)."""
+    from ocr_jax.reading import export  # pylint: disable=g-import-not-at-top
     spec, variables, predict_fns = export.load(path)
     return cls(spec, variables, predict_fns, batch_size=batch_size,
                description=path)
@@ -360,7 +360,7 @@ class Reader:
       if token in (charset.PAD_ID, charset.BOS_ID, charset.BLANK_ID):
         continue
       characters.append((vocab.decode([token]), float(prob)))
-    result.text = normalize.normalize_khmer(''.join(c for c, _ in characters))
+    result.text = khmer_normalizer.normalize_khmer(''.join(c for c, _ in characters))
     result.confidence = line
     if char_confidences:
       result.characters = characters
@@ -411,7 +411,7 @@ def load_reader(spec: str, *, batch_size: int = 32,
 
   Args:
     spec: a folder with `best/` or `checkpoints/` (a training workdir), a
-      file written by `ocr_jax.export`, or a name registered in
+      file written by `ocr_jax.reading.export`, or a name registered in
       `ocr_jax.pretrained`.
     batch_size: most images per model call.
     conv_impl: for a workdir, the convolution implementation (exported

@@ -1,6 +1,6 @@
 """Exports a trained model to one self-contained file (`.ocrx`).
 
-  python -m ocr_jax.export --model=runs/baseline --output=digits.ocrx \\
+  python -m ocr_jax.reading.export --model=runs/baseline --output=digits.ocrx \\
       [--weight_format=float32|int8|bfloat16] [--beam_sizes=1,5] \\
       [--platforms=cpu,cuda]
 
@@ -12,7 +12,7 @@ Format: a numpy `.npz` archive (a zip) holding
 
   meta                JSON (UTF-8 bytes as uint8): format and version, the
                       model preset and kind, the vocabulary (name and
-                      characters, so ids decode without ocr_jax.charset's
+                      characters, so ids decode without ocr_jax.text.charset's
                       tables), image height/width, variable_width,
                       max_label_length, weight format, the exported beam
                       sizes, input/output shapes, the training config, and
@@ -27,7 +27,7 @@ Format: a numpy `.npz` archive (a zip) holding
   param/<path>        float32 weights (weight_format float32);
   bf16/<path>         bfloat16 weights stored as their uint16 bits;
   int8/<path>, scale/<path>  int8 weights and per-channel float32 scales
-                      (see ocr_jax.quantize).
+                      (see ocr_jax.reading.quantize).
 
 <path> is the '/'-joined key path in the variables {'params', 'batch_stats'}.
 Weights are arguments of the exported function, not constants, so one
@@ -45,10 +45,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ocr_jax import charset
-from ocr_jax import quantize
+from ocr_jax.text import charset
+from ocr_jax.reading import quantize
 
-FORMAT = 'ocr_jax.export'
+FORMAT = 'ocr_jax.reading.export'
 VERSION = 1
 DEFAULT_PLATFORMS = ('cpu', 'cuda')
 _PREFIXES = {'param/': 'float32', 'bf16/': 'bfloat16', 'int8/': 'int8'}
@@ -130,7 +130,7 @@ def read_weight_bytes(path: str) -> int:
 def export_functions(model, spec, variables, beam_sizes=(1,),
                      platforms=DEFAULT_PLATFORMS) -> dict[int, bytes]:
   """Serialises the prediction function for each beam size."""
-  from ocr_jax import inference  # pylint: disable=g-import-not-at-top
+  from ocr_jax.reading import reader as reader_lib
   batch = jax.export.symbolic_shape('b')[0]
   args = (
       jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, jnp.float32),
@@ -141,7 +141,7 @@ def export_functions(model, spec, variables, beam_sizes=(1,),
   )
   functions = {}
   for beam_size in beam_sizes:
-    predict = inference.make_predict_fn(model, spec.kind,
+    predict = reader_lib.make_predict_fn(model, spec.kind,
                                         spec.max_label_length, beam_size)
     exported = jax.export.export(jax.jit(predict),
                                  platforms=tuple(platforms))(*args)
@@ -211,7 +211,7 @@ def export_reader(reader, path: str, *, weight_format: str = 'float32',
   """Exports a Reader's model (in process, or re-saves an exported one).
 
   Args:
-    reader: an `inference.Reader`.
+    reader: an `reader_lib.Reader`.
     path: the output file.
     weight_format: 'float32', 'int8' or 'bfloat16'.
     beam_sizes: the beam sizes callable from the file.
@@ -269,11 +269,11 @@ def load(path: str):
   """Reads an exported file.
 
   Returns:
-    (inference.ModelSpec, float32 variables on the default device,
+    (reader_lib.ModelSpec, float32 variables on the default device,
     predict_fns: beam_size -> jitted function), where predict_fns also
     carries `.functions` (beam size -> serialised bytes) and `.platforms`.
   """
-  from ocr_jax import inference  # pylint: disable=g-import-not-at-top
+  from ocr_jax.reading import reader as reader_lib
   try:
     archive = np.load(path, allow_pickle=False)
   except (OSError, ValueError) as e:
@@ -286,7 +286,7 @@ def load(path: str):
     variables = arrays_to_weights(archive)
   vocabulary = charset.Vocabulary(meta['vocabulary'],
                                   meta['vocabulary_chars'])
-  spec = inference.ModelSpec(
+  spec = reader_lib.ModelSpec(
       preset=meta['model'], kind=meta['kind'], vocabulary=vocabulary,
       image_height=meta['image_height'], image_width=meta['image_width'],
       variable_width=meta['variable_width'],
@@ -324,7 +324,7 @@ class ExportedFunctions:
 def main(argv=None) -> int:
   """Command line: see the module docstring. Returns the exit status."""
   parser = argparse.ArgumentParser(
-      prog='python -m ocr_jax.export',
+      prog='python -m ocr_jax.reading.export',
       description='Exports a model to one self-contained .ocrx file.')
   parser.add_argument('--model', required=True,
                       help='A training workdir (or an exported file to '
@@ -339,12 +339,12 @@ def main(argv=None) -> int:
   parser.add_argument('--conv_impl', default=None,
                       choices=('auto', 'native', 'matmul', 'shift'),
                       help='Convolution implementation traced into the '
-                      'file (default: inference.inference_conv_impl(), the '
+                      'file (default: reader_lib.inference_conv_impl(), the '
                       "fastest on the exporting machine's backend; choose "
                       "'native' when exporting on CPU for GPU deployment).")
   args = parser.parse_args(argv)
-  from ocr_jax import inference  # pylint: disable=g-import-not-at-top
-  reader = inference.load_reader(args.model, conv_impl=args.conv_impl)
+  from ocr_jax.reading import reader as reader_lib
+  reader = reader_lib.load_reader(args.model, conv_impl=args.conv_impl)
   beam_sizes = tuple(int(b) for b in args.beam_sizes.split(','))
   export_reader(reader, args.output, weight_format=args.weight_format,
                 beam_sizes=beam_sizes,
@@ -359,5 +359,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-  from ocr_jax import export  # pylint: disable=g-import-not-at-top
+  from ocr_jax.reading import export  # pylint: disable=g-import-not-at-top
   sys.exit(export.main())

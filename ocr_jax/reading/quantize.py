@@ -18,8 +18,8 @@ cast back to float32 at load.
 Measure what a format costs a trained model (CER before and after, size on
 disk, speed) with:
 
-  python -m ocr_jax.quantize --model=WORKDIR --data=DIR_WITH_LABELS_TSV
-  python -m ocr_jax.quantize --model=WORKDIR --tfds=khmer_digits:test
+  python -m ocr_jax.reading.quantize --model=WORKDIR --data=DIR_WITH_LABELS_TSV
+  python -m ocr_jax.reading.quantize --model=WORKDIR --tfds=khmer_digits:test
 
 which prints one JSON object; the acceptance bar is a CER rise of at most
 0.2 points (0.002) for int8.
@@ -172,10 +172,10 @@ def compare_formats(model: str, *, data: str | None = None,
   """
   # Imported here: these modules import this one.
   from ocr_jax import evaluate  # pylint: disable=g-import-not-at-top
-  from ocr_jax import export  # pylint: disable=g-import-not-at-top
-  from ocr_jax import inference  # pylint: disable=g-import-not-at-top
+  from ocr_jax.reading import export  # pylint: disable=g-import-not-at-top
+  from ocr_jax.reading import reader as reader_lib
 
-  source = inference.load_reader(model, batch_size=batch_size)
+  source = reader_lib.load_reader(model, batch_size=batch_size)
   report = {'model': model, 'data': data or tfds_split, 'formats': {}}
   with tempfile.TemporaryDirectory() as tmp:
     for weight_format in formats:
@@ -183,7 +183,7 @@ def compare_formats(model: str, *, data: str | None = None,
       export.export_reader(source, path, weight_format=weight_format,
                            beam_sizes=(1,),
                            platforms=(export.local_platform(),))
-      reader = inference.Reader.from_export(path, batch_size=batch_size)
+      reader = reader_lib.Reader.from_export(path, batch_size=batch_size)
       score = functools.partial(evaluate.evaluate_model, reader, data=data,
                                 tfds_split=tfds_split, data_dir=data_dir)
       scores = score()  # Also compiles.
@@ -216,7 +216,7 @@ def compare_formats(model: str, *, data: str | None = None,
 def main(argv=None) -> int:
   """Command line: see the module docstring. Returns the exit status."""
   parser = argparse.ArgumentParser(
-      prog='python -m ocr_jax.quantize',
+      prog='python -m ocr_jax.reading.quantize',
       description='Compares weight formats: CER, size on disk and speed.')
   from ocr_jax import evaluate  # pylint: disable=g-import-not-at-top
   evaluate.add_model_and_data_flags(parser)
@@ -240,5 +240,5 @@ def main(argv=None) -> int:
 if __name__ == '__main__':
   # Run the canonical module, so that its types are the ones other modules
   # import (running as __main__ makes a second copy of this one).
-  from ocr_jax import quantize  # pylint: disable=g-import-not-at-top
+  from ocr_jax.reading import quantize  # pylint: disable=g-import-not-at-top
   sys.exit(quantize.main())

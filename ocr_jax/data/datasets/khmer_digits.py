@@ -29,8 +29,8 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
-from ocr_jax import charset
-from ocr_jax import render
+from ocr_jax.text import charset
+from ocr_jax.data import render
 
 SPLIT_SIZES = {'train': 4000, 'validation': 1000, 'test': 1000}
 # Fixed split ids feed the per-example seeds (never hash() of a str, which

@@ -131,7 +131,7 @@ def _hyperparams(opt_state: Any) -> dict[str, jax.Array]:
   hyperparams = getattr(opt_state, 'hyperparams', None)
   if hyperparams is None or 'lr_scale' not in hyperparams:
     raise TypeError(
-        'opt_state does not come from ocr_jax.optim.create_optimizer: '
+        'opt_state does not come from ocr_jax.training.optim.create_optimizer: '
         f'{type(opt_state).__name__}'
     )
   return hyperparams

@@ -24,14 +24,14 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from ocr_jax import charset
-from ocr_jax import decode
-from ocr_jax import evaluation
-from ocr_jax import input_pipeline
-from ocr_jax import losses
+from ocr_jax.text import charset
+from ocr_jax.models import decode
+from ocr_jax.training import evaluation
+from ocr_jax.data import input_pipeline
+from ocr_jax.training import losses
 from ocr_jax import models
-from ocr_jax import optim
-from ocr_jax import sharding
+from ocr_jax.training import optim
+from ocr_jax.training import sharding
 
 
 class TrainState(train_state.TrainState):
@@ -142,7 +142,7 @@ def create_train_state(config, model, rng, learning_rate_fn):
 
 
 def create_checkpoint_managers(workdir, config):
-  """Recent checkpoints for resuming, and the best one for inference."""
+  """Recent checkpoints for resuming, and the best one for reader_lib."""
   recent = ocp.CheckpointManager(
       os.path.join(workdir, 'checkpoints'),
       options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints,

@@ -7,7 +7,7 @@
 Nothing is downloaded: `download_and_prepare` renders the images locally.
 """
 
-from ocr_jax.datasets import khmer_digits
-from ocr_jax.datasets import khmer_text
+from ocr_jax.data.datasets import khmer_digits
+from ocr_jax.data.datasets import khmer_text
 
 __all__ = ['khmer_digits', 'khmer_text']

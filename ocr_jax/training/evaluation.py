@@ -12,11 +12,11 @@ from PIL import Image
 from PIL import ImageDraw
 from PIL import ImageFont
 
-from ocr_jax import charset
-from ocr_jax import input_pipeline
-from ocr_jax import metrics
-from ocr_jax import render
-from ocr_jax import sharding
+from ocr_jax.text import charset
+from ocr_jax.data import input_pipeline
+from ocr_jax.training import metrics
+from ocr_jax.data import render
+from ocr_jax.training import sharding
 
 
 def to_uint8_image(image: np.ndarray) -> np.ndarray:
