@@ -9,7 +9,8 @@ forward + gradients (w.r.t. the input and the kernel; the kernel only for
 convolutions that read the images) and reports seconds and GFLOP/s (2 * MACs
 of the full kernel, so a convolution whose taps 'matmul' skips shows a
 higher rate), the count of such layers in the model, and which
-implementation `conv_impl='auto'` picks. Results go to --output as JSON.
+implementation the CPU backend's per-layer rule (`conv.cpu_conv_impl`, the
+'cpu' impl) picks ('cpu_rule'). Results go to --output as JSON.
 
 Timing on a shared machine: before each timed run the script waits (up to a
 few seconds) for the CPUs to be idle, and reports the minimum and the median
@@ -116,14 +117,12 @@ def conv_shapes(preset: str, batch: int, height: int,
                        module.name == 'stem_conv')] += 1
     return next_fun(*args, **kwargs)
 
-  model = models.create_model(preset, vocab_size=15)
-  spec = models.get_spec(preset)
+  model = models.create_model(preset, vocab_size=15, backend='cpu')
+  max_length = models.get_architecture(preset).max_length
   with nn.intercept_methods(record):
     jax.eval_shape(
         functools.partial(model.init, train=False), jax.random.key(0),
-        jnp.zeros((batch, height, width, 3)),
-        jnp.full((batch,), width, jnp.int32),
-        jnp.zeros((batch, spec.max_length + 1), jnp.int32))
+        *models.dummy_inputs(height, width, max_length, batch))
   return shapes
 
 
@@ -140,7 +139,7 @@ def define_flags():
   flags.DEFINE_integer('height', 64, 'Image height.')
   flags.DEFINE_integer('width', 128, 'Image width.')
   flags.DEFINE_list('impls', ['native', 'matmul'],
-                    'Implementations to compare (also: shift).')
+                    'Implementations to compare (conv.CONV_IMPLS).')
   flags.DEFINE_list('dtypes', ['float32', 'bfloat16'], 'Computation dtypes.')
   flags.DEFINE_integer('repeats', 5, 'Timed runs per measurement.')
   flags.DEFINE_string(
@@ -183,11 +182,11 @@ def main(argv):
     pads = conv.explicit_padding(shape.padding, shape.input[1:3],
                                  shape.kernel[:2], shape.strides)
     for dtype in FLAGS.dtypes:
-      auto = conv.resolve_conv_impl('auto', shape.input, shape.kernel,
-                                    shape.strides, pads, shape.groups)
+      rule = conv.cpu_conv_impl(shape.input, shape.kernel, shape.strides,
+                                pads, shape.groups)
       row = {'input': shape.input, 'kernel': shape.kernel,
              'strides': shape.strides, 'groups': shape.groups,
-             'count': count, 'dtype': dtype, 'auto': auto}
+             'count': count, 'dtype': dtype, 'cpu_rule': rule}
       for impl in FLAGS.impls:
         row[impl] = bench_shape(shape, impl, jnp.dtype(dtype), FLAGS.repeats)
       row['fastest'] = min(FLAGS.impls,
@@ -196,9 +195,9 @@ def main(argv):
       rows.append(row)
   totals = {}
   for dtype in FLAGS.dtypes:
-    for impl in FLAGS.impls + ['auto']:
+    for impl in FLAGS.impls + ['cpu_rule']:
       totals[f'{impl}_{dtype}_fwd_bwd_s'] = sum(
-          r['count'] * r[r['auto'] if impl == 'auto' else impl][
+          r['count'] * r[r['cpu_rule'] if impl == 'cpu_rule' else impl][
               'fwd_bwd_min_s'] for r in rows if r['dtype'] == dtype)
   print(json.dumps(totals, indent=1))
   os.makedirs(os.path.dirname(FLAGS.output) or '.', exist_ok=True)

@@ -31,19 +31,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks import machine  # pylint: disable=g-import-not-at-top
-from ocr_jax import report  # pylint: disable=g-import-not-at-top
+from configs import grid  # pylint: disable=g-import-not-at-top
+from ocr_jax.training import run_folder  # pylint: disable=g-import-not-at-top
+from ocr_jax.training import train  # pylint: disable=g-import-not-at-top
 
-EXPERIMENTS = ('conservative_small', 'baseline_optimized',
-               'aggressive_learning', 'focal_loss_experiment',
-               'ctc_alignment_free', 'large_model_regularized',
-               'fast_convergence')
 TARGET_SECONDS = 300.0
 # The prototype's PyTorch code on this machine kind (SEED_FACTS.md):
 # seconds per step at the experiment's batch, by model preset.
 PROTOTYPE_STEP_SECONDS = {'small': (32, 0.317), 'medium': (64, 0.640),
                           'large': (32, 0.877), 'ctc_small': (64, 0.554)}
 
-flags.DEFINE_list('experiments', list(EXPERIMENTS), 'Configs to time.')
+flags.DEFINE_list('experiments', list(grid.EXPERIMENTS), 'Configs to time.')
 flags.DEFINE_integer('epochs', 3, 'Epochs per config (the first is skipped).')
 flags.DEFINE_string('data_dir', None, 'TFDS data dir.')
 flags.DEFINE_string('output', os.path.join(ROOT, 'benchmarks', 'results',
@@ -64,7 +62,6 @@ def load_config(name):
 
 
 def time_experiment(name, workdir):
-  from ocr_jax.training import train  # pylint: disable=g-import-not-at-top
   config = load_config(name)
   config.num_epochs = FLAGS.epochs
   config.checkpoint_every_epochs = 10**6
@@ -79,11 +76,11 @@ def time_experiment(name, workdir):
 
 def read_run(name, workdir):
   """(config dict, epoch history, compile seconds) of a run, or None."""
-  results = report.read_json(os.path.join(workdir, 'results.json'))
+  results = run_folder.read_results(workdir)
   if results:
     return results['config'], results['history'], results['compile_seconds']
   # An unfinished run: its epochs so far, once there are --epochs of them.
-  history = report.read_metrics(os.path.join(workdir, 'metrics.jsonl'))
+  history = run_folder.read_metrics(workdir)
   if len(history) < FLAGS.epochs:
     return None
   return load_config(name).to_dict(), history, None

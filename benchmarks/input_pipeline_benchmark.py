@@ -1,5 +1,9 @@
 r"""Times the training input pipeline on khmer_digits, augmentation on.
 
+The pipeline is `input_pipeline.create_train_iterator` on the fields of
+configs/conservative_small.py (the shipped model's run), with --batch_size
+and --augment applied.
+
   python -m benchmarks.input_pipeline_benchmark --data_dir=/tmp/tfds \
       [--batch_size=64] [--windows=7] [--window_seconds=3] [--no_augment]
 
@@ -15,16 +19,16 @@ with the machine description (load average included).
 
 import json
 import os
-import platform
 import resource
 import statistics
 import time
 
 from absl import app
 from absl import flags
-import ml_collections
 import tensorflow as tf
 
+from benchmarks import machine
+from configs import conservative_small
 from ocr_jax.data import input_pipeline
 
 _DATA_DIR = flags.DEFINE_string('data_dir', None,
@@ -37,20 +41,6 @@ _AUGMENT = flags.DEFINE_bool('augment', True, 'Augment (the target case).')
 _OUTPUT = flags.DEFINE_string(
     'output', os.path.join(os.path.dirname(__file__), 'results',
                            'input_pipeline.json'), 'JSON output path.')
-
-
-def machine_info() -> dict[str, object]:
-  """CPU model and count, load average, TF and Python versions."""
-  cpu = platform.processor() or 'unknown'
-  try:
-    with open('/proc/cpuinfo', encoding='utf-8') as f:
-      cpu = next(line.split(':', 1)[1].strip() for line in f
-                 if line.startswith('model name'))
-  except (OSError, StopIteration):
-    pass
-  return {'cpu': cpu, 'cpu_count': os.cpu_count(),
-          'load_average_1m': os.getloadavg()[0],
-          'tensorflow': tf.__version__, 'python': platform.python_version()}
 
 
 def _cpu_seconds() -> float:
@@ -77,12 +67,11 @@ def time_windows(iterator, batch_size: int, windows: int,
 
 def main(argv):
   del argv
-  config = ml_collections.ConfigDict({
-      'dataset': 'khmer_digits', 'corpus_path': None,
-      'vocabulary': 'digits', 'image_height': 64, 'image_width': 128,
-      'max_label_length': 8, 'batch_size': _BATCH.value,
-      'eval_batch_size': _BATCH.value, 'augment': _AUGMENT.value,
-      'shuffle_buffer': 4000})
+  # The pipeline of the shipped model's training run.
+  config = conservative_small.get_config()
+  config.batch_size = _BATCH.value
+  config.eval_batch_size = _BATCH.value
+  config.augment = _AUGMENT.value
   start = time.perf_counter()
   builder = input_pipeline.ensure_built(config, _DATA_DIR.value)
   build_seconds = time.perf_counter() - start
@@ -107,7 +96,7 @@ def main(argv):
       'cpu_cores_used': cores,
       'build_or_load_seconds': build_seconds,
       'warmup_seconds': warmup_seconds,
-      'machine': machine_info(),
+      'machine': {**machine.machine_info(), 'tensorflow': tf.__version__},
   }
   print(f"khmer_digits train pipeline, augment={_AUGMENT.value}, batch "
         f"{_BATCH.value}: {result['images_per_second_median']:.0f} images/s "

@@ -1,7 +1,14 @@
-"""Describes the machine a benchmark ran on (printed and stored in JSON)."""
+"""Describes the machine a benchmark ran on: the one `machine_info()`.
+
+Every benchmark stores this dict with its results, so that figures from
+different machines (or a busy one: see the load average) are not compared
+unawares.
+"""
 
 import os
 import platform
+
+import jax
 
 
 def cpu_model() -> str:
@@ -16,12 +23,14 @@ def cpu_model() -> str:
 
 
 def machine_info() -> dict:
-  import jax  # pylint: disable=g-import-not-at-top
+  """CPU model and count, load average, Python and JAX, JAX's devices."""
   return {
       'cpu_model': cpu_model(),
       'cpu_count': os.cpu_count(),
+      'load_average_1m': os.getloadavg()[0],
       'python': platform.python_version(),
       'jax': jax.__version__,
       'backend': jax.default_backend(),
+      'device_kind': jax.devices()[0].device_kind,
       'devices': [str(d) for d in jax.devices()],
   }

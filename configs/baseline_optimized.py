@@ -1,11 +1,21 @@
-"""baseline_optimized: The grid baseline: medium model, AdamW, cosine schedule with warmup.
+"""baseline_optimized: The grid baseline: medium model, AdamW, cosine, warmup.
 
-Prototype grid point (../shared/SEED_FACTS.md, Phase 3.1). Shared with every
-grid point: clip at global norm 1.0, early stopping on validation character
-accuracy (patience 8, min_delta 0.001), a checkpoint every 5 epochs keeping 3,
-a log line every 25 steps.
+Prototype grid point (docs/prototype.md, "The experiment grid"). Shared with
+every grid point: clip at global norm 1.0, early stopping on validation
+character accuracy (patience 8, min_delta 0.001), a checkpoint every 5 epochs
+keeping 3, a log line every 25 steps.
 
-  python -m ocr_jax.main --config=configs/baseline_optimized.py --workdir=runs/baseline_optimized
+Command:
+  python -m ocr_jax.main --config=configs/baseline_optimized.py \
+      --workdir=runs/baseline_optimized
+  (append `:tiny` to the config path for a seconds-long smoke run)
+
+Expected on 2 CPU cores (its grid run, docs/results.md; test scored on the
+best validation state):
+  time:     all 40 epochs, 50.7 s/epoch, 38 min 43 s wall
+  accuracy: validation 99.62 % char / 98.4 % seq (best epoch 33),
+            test 99.55 % / 98.0 % (rank 3 of 7)
+  the prototype, 2 epochs: validation 24.5 % char / 0.0 % seq, 255 s
 """
 
 from configs import base

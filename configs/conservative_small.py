@@ -1,11 +1,23 @@
-"""conservative_small: The prototype's best point: small model, Adam, reduce-on-plateau.
+"""conservative_small: The prototype's best point: small model, Adam, plateau.
 
-Prototype grid point (../shared/SEED_FACTS.md, Phase 3.1). Shared with every
-grid point: clip at global norm 1.0, early stopping on validation character
-accuracy (patience 8, min_delta 0.001), a checkpoint every 5 epochs keeping 3,
-a log line every 25 steps.
+Prototype grid point (docs/prototype.md, "The experiment grid"). Shared with
+every grid point: clip at global norm 1.0, early stopping on validation
+character accuracy (patience 8, min_delta 0.001), a checkpoint every 5 epochs
+keeping 3, a log line every 25 steps.
 
-  python -m ocr_jax.main --config=configs/conservative_small.py --workdir=runs/conservative_small
+Command:
+  python -m ocr_jax.main --config=configs/conservative_small.py \
+      --workdir=runs/conservative_small
+  (append `:tiny` to the config path for a seconds-long smoke run)
+
+Expected on 2 CPU cores (its grid run, docs/results.md; test scored on the
+best validation state):
+  time:     34 of 50 epochs (early stop), 39.5 s/epoch, 14 s compile,
+            27 min wall
+  accuracy: validation 99.84 % char / 99.3 % seq (best epoch 26),
+            test 99.80 % / 99.2 % (rank 2 of 7; the shipped
+            khmer-digits model)
+  the prototype, 2 epochs: validation 31.2 % char / 5.1 % seq, 239 s
 """
 
 from configs import base

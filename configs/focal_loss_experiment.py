@@ -1,11 +1,21 @@
-"""focal_loss_experiment: Focal loss instead of cross-entropy on the medium model.
+"""focal_loss_experiment: Focal loss instead of cross-entropy, medium model.
 
-Prototype grid point (../shared/SEED_FACTS.md, Phase 3.1). Shared with every
-grid point: clip at global norm 1.0, early stopping on validation character
-accuracy (patience 8, min_delta 0.001), a checkpoint every 5 epochs keeping 3,
-a log line every 25 steps.
+Prototype grid point (docs/prototype.md, "The experiment grid"). Shared with
+every grid point: clip at global norm 1.0, early stopping on validation
+character accuracy (patience 8, min_delta 0.001), a checkpoint every 5 epochs
+keeping 3, a log line every 25 steps.
 
-  python -m ocr_jax.main --config=configs/focal_loss_experiment.py --workdir=runs/focal_loss_experiment
+Command:
+  python -m ocr_jax.main --config=configs/focal_loss_experiment.py \
+      --workdir=runs/focal_loss_experiment
+  (append `:tiny` to the config path for a seconds-long smoke run)
+
+Expected on 2 CPU cores (its grid run, docs/results.md; test scored on the
+best validation state):
+  time:     all 40 epochs, 48.7 s/epoch, 38 min 35 s wall
+  accuracy: validation 99.49 % char / 97.9 % seq (best epoch 35),
+            test 99.42 % / 97.6 % (rank 4 of 7)
+  the prototype, 2 epochs: validation 23.4 % char / 0.0 % seq, 235 s
 """
 
 from configs import base

@@ -32,7 +32,6 @@ import dataclasses
 import datetime
 import importlib.util
 import itertools
-import json
 import math
 import os
 import random
@@ -47,7 +46,10 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from configs import base
+from configs import grid
 from ocr_jax import report
+from ocr_jax.training import run_folder
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -110,7 +112,6 @@ def grid_runs(experiments: Sequence[str] | None = None) -> list[Run]:
     experiments: names from configs/grid.py or any configs/<name>.py; None
       selects the whole grid in its order.
   """
-  from configs import grid  # pylint: disable=g-import-not-at-top
   points = {point['name']: point['config'] for point in grid.get_runs()}
   if experiments is None:
     return [Run(name, config) for name, config in points.items()]
@@ -235,24 +236,15 @@ def make_command(run: Run, workdir: str,
   return command
 
 
-def _write_json(path: str, data: Any) -> None:
-  """Writes atomically, so that a reader never sees half a file."""
-  tmp = f'{path}.tmp{threading.get_ident()}'
-  with open(tmp, 'w', encoding='utf-8') as f:
-    json.dump(data, f, indent=1, ensure_ascii=False, default=str)
-  os.replace(tmp, path)
-
-
 def run_status(workdir: str) -> str:
   """'finished', 'failed', 'running', 'partial' (has metrics) or 'pending'."""
-  results = report.read_json(os.path.join(workdir, 'results.json'))
-  if isinstance(results, dict) and results.get('status') == 'finished':
+  results = run_folder.read_results(workdir)
+  if results and results.get('status') == 'finished':
     return 'finished'
-  status = report.read_json(os.path.join(workdir, 'status.json'))
-  if isinstance(status, dict) and status.get('status') in ('failed',
-                                                           'running'):
+  status = run_folder.read_status(workdir)
+  if status and status.get('status') in ('failed', 'running'):
     return status['status']
-  if os.path.exists(os.path.join(workdir, 'metrics.jsonl')):
+  if os.path.exists(run_folder.metrics_path(workdir)):
     return 'partial'
   return 'pending'
 
@@ -279,12 +271,11 @@ def execute_run(run: Run, workdir: str, command: Sequence[str], *,
     log_tail, start_time, end_time, seconds.
   """
   os.makedirs(workdir, exist_ok=True)
-  log_path = os.path.join(workdir, 'train.log')
-  status_path = os.path.join(workdir, 'status.json')
+  log_path = run_folder.log_path(workdir)
   record = {'name': run.name, 'status': 'running', 'config': run.config,
             'overrides': dict(run.overrides), 'command': shlex.join(command),
             'start_time': _now()}
-  _write_json(status_path, record)
+  run_folder.write_status(workdir, record)
   start = time.time()
   returncode, error = None, None
   with open(log_path, 'a', encoding='utf-8') as log:
@@ -311,7 +302,7 @@ def execute_run(run: Run, workdir: str, command: Sequence[str], *,
                 returncode=returncode, error=None if finished else error,
                 log_tail=tail, end_time=_now(),
                 seconds=round(time.time() - start, 3))
-  _write_json(status_path, record)
+  run_folder.write_status(workdir, record)
   return record
 
 
@@ -342,7 +333,7 @@ def run_grid(runs: Sequence[Run], grid_dir: str, *, parallel: int = 1,
   grid_path = os.path.join(grid_dir, 'grid.json')
   # Entries of runs outside this invocation (an earlier --experiments) stay.
   previous = {entry['name']: entry for entry in
-              (report.read_json(grid_path) or {}).get('runs', [])}
+              (run_folder.read_json(grid_path) or {}).get('runs', [])}
   entries = dict(previous)
   lock = threading.Lock()
   jobs = []
@@ -355,7 +346,7 @@ def run_grid(runs: Sequence[Run], grid_dir: str, *, parallel: int = 1,
     status = run_status(workdir)
     entry = {'name': run.name, 'config': run.config,
              'overrides': dict(run.overrides), 'tiny': run.tiny,
-             'workdir': workdir, 'log': os.path.join(workdir, 'train.log'),
+             'workdir': workdir, 'log': run_folder.log_path(workdir),
              'command': shlex.join(command),
              'status': 'finished' if status == 'finished' else 'pending',
              'skipped': status == 'finished',
@@ -372,7 +363,7 @@ def run_grid(runs: Sequence[Run], grid_dir: str, *, parallel: int = 1,
       return
     os.makedirs(grid_dir, exist_ok=True)
     with lock:
-      _write_json(grid_path, {'updated': _now(), 'grid_dir': grid_dir,
+      run_folder.write_json(grid_path, {'updated': _now(), 'grid_dir': grid_dir,
                               'runs': list(entries.values())})
 
   def work(run, workdir, command):
@@ -381,7 +372,8 @@ def run_grid(runs: Sequence[Run], grid_dir: str, *, parallel: int = 1,
                                end_time=None, seconds=None,
                                attempts=entries[run.name]['attempts'] + 1)
     save()
-    logging.info('Starting %s (log: %s/train.log)', run.name, workdir)
+    logging.info('Starting %s (log: %s)', run.name,
+                 run_folder.log_path(workdir))
     record = execute_run(run, workdir, command, timeout_s=timeout_s)
     with lock:
       entries[run.name].update(
@@ -405,7 +397,6 @@ def run_grid(runs: Sequence[Run], grid_dir: str, *, parallel: int = 1,
 
 def _check_override_keys(overrides: Mapping[str, Any]) -> None:
   """Fails fast on a misspelt key instead of in every run's log."""
-  from configs import base  # pylint: disable=g-import-not-at-top
   known = base.get_config()
   for key in overrides:
     if key.split('.')[0] not in known:

@@ -22,9 +22,10 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from ocr_jax.text import charset
 from ocr_jax.data import input_pipeline
+from ocr_jax.data import preprocess
 from ocr_jax.data import render
+from ocr_jax.text import charset
 
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data dir.')
 _OUT_DIR = flags.DEFINE_string('out_dir', 'docs', 'Where PNGs go.')
@@ -59,13 +60,6 @@ def sample_config(dataset: str, corpus_path: str | None,
       'shuffle_buffer': 512})
 
 
-def denormalize(image: np.ndarray, width: int) -> np.ndarray:
-  """Normalised float [H, W, 3] -> uint8 [H, width, 3]."""
-  pixels = (image[:, :width] * input_pipeline.IMAGENET_STD +
-            input_pipeline.IMAGENET_MEAN)
-  return np.clip(np.round(pixels * 255.0), 0, 255).astype(np.uint8)
-
-
 def label_image(text: str, width: int) -> np.ndarray:
   """Black text on white, _LABEL_HEIGHT high, scaled down to fit width."""
   font = render.khmeros_fonts()[0].path
@@ -98,7 +92,7 @@ def draw_grid(batch: dict[str, np.ndarray], vocab: charset.Vocabulary,
   for i in range(len(batch['width'])):
     width = int(batch['width'][i])
     image = np.full((batch['image'].shape[1], cell_width, 3), 255, np.uint8)
-    image[:, :width] = denormalize(batch['image'][i], width)
+    image[:, :width] = preprocess.to_uint8(batch['image'][i][:, :width])
     text = vocab.decode(batch['labels'][i])
     cells.append(np.concatenate([image, label_image(text, cell_width)]))
   return _tile(cells, columns)

@@ -4,7 +4,7 @@
   python -m ocr_jax.evaluate --model=MODEL --tfds=NAME:SPLIT [--data_dir=D]
       [--beam_size=N] [--batch_size=32] [--num_worst=10] [--output=FILE]
 
-MODEL is a training workdir, an exported file or a pretrained name. DIR
+MODEL is a training run folder, an exported file or a pretrained name. DIR
 holds images and a labels.tsv (see `ocr_jax.data.labeled_folder`; invalid lines
 are all reported and stop the run unless --skip_invalid). NAME:SPLIT is a
 TFDS dataset of this project (e.g. khmer_digits:test, khmer_text/lines:
@@ -19,11 +19,16 @@ The JSON object (stdout, and FILE if given):
   model, data, beam_size, seconds, images_per_second
 
 References and predictions are both normalised (`normalize_khmer`) before
-scoring (see `ocr_jax.training.metrics.OcrScores`). Exit status 0, 1 if the model or
-data cannot be loaded, 2 on a usage error.
+scoring (see `ocr_jax.training.metrics.OcrScores`). Exit status 0, 1 if the
+model or data cannot be loaded, 2 on a usage error (a missing --model, both
+or neither of --data and --tfds, a size below 1); a flag absl cannot parse
+exits 1.
+
+The functions (`evaluate_model`, `evaluate_folder`, `evaluate_tfds`) are
+also the library that benchmarks/quantize_benchmark.py scores with.
 """
 
-import argparse
+from collections.abc import Sequence
 import contextlib
 import heapq
 import json
@@ -31,12 +36,48 @@ import sys
 import time
 from typing import Any
 
+from absl import app
+from absl import flags
+import ml_collections
 import numpy as np
 
-from ocr_jax.reading import reader as reader_lib
 from ocr_jax.data import labeled_folder
-from ocr_jax.training import metrics
+from ocr_jax.reading import load
+from ocr_jax.reading import reader as reader_lib
 from ocr_jax.text import khmer_normalizer
+from ocr_jax.training import metrics
+
+EXIT_OK = 0
+EXIT_LOAD_ERROR = 1
+EXIT_USAGE = 2
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """Defines this command's flags (on the global FLAGS when run).
+
+  Not at import: ocr_jax.predict and ocr_jax.export define flags of the
+  same names, and tests import all three.
+  """
+  flags.DEFINE_string('model', None, 'A training run folder, an exported '
+                      'file or a pretrained name.', flag_values=flag_values)
+  flags.DEFINE_string('data', None, 'A folder of images with labels.tsv.',
+                      flag_values=flag_values)
+  flags.DEFINE_string('tfds', None, 'A TFDS split, as NAME:SPLIT.',
+                      flag_values=flag_values)
+  flags.DEFINE_string('data_dir', None, 'TFDS data directory.',
+                      flag_values=flag_values)
+  flags.DEFINE_integer('beam_size', 1, '1 for greedy decoding, more for beam '
+                       'search.', flag_values=flag_values)
+  flags.DEFINE_integer('batch_size', 32, 'Images per model call.',
+                       flag_values=flag_values)
+  flags.DEFINE_integer('num_worst', 10,
+                       'How many of the worst errors to list.',
+                       flag_values=flag_values)
+  flags.DEFINE_bool('skip_invalid', False,
+                    'Skip invalid labels.tsv lines with a warning.',
+                    flag_values=flag_values)
+  flags.DEFINE_string('output', None, 'Also write the JSON here.',
+                      flag_values=flag_values)
 
 
 class _Worst:
@@ -92,8 +133,7 @@ def evaluate_tfds(reader: reader_lib.Reader, name_split: str, *,
                   data_dir: str | None = None, beam_size: int = 1,
                   num_worst: int = 10) -> dict[str, Any]:
   """Scores `reader` on a TFDS split through the training input pipeline."""
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from ocr_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  from ocr_jax.data import input_pipeline  # Heavy and optional: only --tfds.
   if ':' not in name_split:
     raise ValueError(f'--tfds wants NAME:SPLIT, got {name_split!r}')
   name, split = name_split.rsplit(':', 1)
@@ -145,41 +185,27 @@ def _finite(value):
   return value
 
 
-def add_model_and_data_flags(parser: argparse.ArgumentParser) -> None:
-  """--model and the labelled data (--data or --tfds, --data_dir)."""
-  parser.add_argument('--model', required=True,
-                      help='A training workdir, exported file or pretrained '
-                      'name.')
-  data = parser.add_mutually_exclusive_group(required=True)
-  data.add_argument('--data', help='A folder of images with labels.tsv.')
-  data.add_argument('--tfds', help='A TFDS split, as NAME:SPLIT.')
-  parser.add_argument('--data_dir', help='TFDS data directory.')
-
-
-def main(argv=None) -> int:
+def main(argv: Sequence[str],
+         flag_values: flags.FlagValues = flags.FLAGS) -> int:
   """Runs the command line; returns the exit status."""
-  parser = argparse.ArgumentParser(
-      prog='python -m ocr_jax.evaluate',
-      description='Scores a model on labeled images; prints one JSON object.')
-  add_model_and_data_flags(parser)
-  parser.add_argument('--beam_size', type=int, default=1)
-  parser.add_argument('--batch_size', type=int, default=32)
-  parser.add_argument('--num_worst', type=int, default=10,
-                      help='How many of the worst errors to list.')
-  parser.add_argument('--skip_invalid', action='store_true',
-                      help='Skip invalid labels.tsv lines with a warning.')
-  parser.add_argument('--output', help='Also write the JSON here.')
-  args = parser.parse_args(argv)
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}',
+                         exitcode=EXIT_USAGE)
+  args = flag_values
+  if not args.model or bool(args.data) == bool(args.tfds):
+    raise app.UsageError('give --model and exactly one of --data and --tfds',
+                         exitcode=EXIT_USAGE)
   if args.beam_size < 1 or args.batch_size < 1:
-    parser.error('--beam_size and --batch_size must be >= 1')
+    raise app.UsageError('--beam_size and --batch_size must be >= 1',
+                         exitcode=EXIT_USAGE)
   # Only the JSON object goes to stdout: anything else printed on the way
   # (e.g. TFDS building a dataset) goes to stderr.
   with contextlib.redirect_stdout(sys.stderr):
     try:
-      reader = reader_lib.load_reader(args.model, batch_size=args.batch_size)
+      reader = load.load_reader(args.model, batch_size=args.batch_size)
     except (ValueError, OSError) as e:
       sys.stderr.write(f'error: cannot load model {args.model!r}: {e}\n')
-      return 1
+      return EXIT_LOAD_ERROR
     start = time.perf_counter()
     try:
       report = evaluate_model(reader, data=args.data, tfds_split=args.tfds,
@@ -189,7 +215,7 @@ def main(argv=None) -> int:
                               num_worst=args.num_worst)
     except (labeled_folder.LabeledFolderError, ValueError, OSError) as e:
       sys.stderr.write(f'error: {e}\n')
-      return 1
+      return EXIT_LOAD_ERROR
   seconds = time.perf_counter() - start
   report.update(model=args.model, data=args.data or args.tfds,
                 beam_size=args.beam_size, seconds=round(seconds, 3),
@@ -199,8 +225,9 @@ def main(argv=None) -> int:
     with open(args.output, 'w', encoding='utf-8') as f:
       f.write(text + '\n')
   sys.stdout.write(text + '\n')
-  return 0
+  return EXIT_OK
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  define_flags()
+  app.run(main)

@@ -35,11 +35,12 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_DropLibraryChatter())
-  # Imported here so that --help stays fast and TF sees the env var below.
+  # TensorFlow reads this once, when first imported: set it before the
+  # imports below (which are also why --help stays fast).
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  import jax  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from ocr_jax.training import train  # pylint: disable=g-import-not-at-top
+  import jax  # Heavy: imported after flag parsing, so --help stays fast.
+  import tensorflow as tf  # Heavy, and must see TF_CPP_MIN_LOG_LEVEL.
+  from ocr_jax.training import train  # Heavy: imports JAX and TensorFlow.
 
   # tf.data only feeds the host; keep TensorFlow off any accelerator.
   tf.config.set_visible_devices([], 'GPU')

@@ -3,8 +3,8 @@
   python -m ocr_jax.predict --model=MODEL [--beam_size=N] [--output=FILE] \\
       [--batch_size=32] [--char_confidences] PATH...
 
-MODEL is a training workdir, a file written by `ocr_jax.reading.export`, or a
-pretrained name (see `ocr_jax.pretrained`). Each PATH is an image or a
+MODEL is a training run folder, a file written by `python -m ocr_jax.export`,
+or a pretrained name (see `ocr_jax.pretrained`). Each PATH is an image or a
 folder (its files in sorted name order; .tsv/.txt/.json/.md/.csv/.yaml
 files skipped).
 
@@ -20,20 +20,47 @@ the reason in `error`. Tabs and newlines inside fields become spaces. With
 
 Exit status: 0 when every image was read, 3 when some could not be (the
 others are still read and written), 1 when the model cannot be loaded, 2 on
-a usage error.
+a usage error (a missing --model or PATH, a size below 1); a flag absl
+cannot parse (unknown, malformed) exits 1, as in every absl program.
 """
 
-import argparse
+from collections.abc import Sequence
 import json
 import sys
 import time
 
+from absl import app
+from absl import flags
+
+from ocr_jax.data import image_io
+from ocr_jax.reading import load
 from ocr_jax.reading import reader as reader_lib
 
 EXIT_OK = 0
 EXIT_LOAD_ERROR = 1
+EXIT_USAGE = 2
 EXIT_SOME_FAILED = 3
 HEADER = ('path', 'text', 'confidence', 'error')
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """Defines this command's flags (on the global FLAGS when run).
+
+  Not at import: ocr_jax.evaluate and ocr_jax.export define flags of the
+  same names, and tests import all three.
+  """
+  flags.DEFINE_string('model', None, 'A training run folder, an exported '
+                      '.ocrx file or a pretrained model name.',
+                      flag_values=flag_values)
+  flags.DEFINE_integer('beam_size', 1, '1 for greedy decoding, more for beam '
+                       'search.', flag_values=flag_values)
+  flags.DEFINE_string('output', None, 'Write the TSV here (default stdout).',
+                      flag_values=flag_values)
+  flags.DEFINE_integer('batch_size', 32, 'Images per model call.',
+                       flag_values=flag_values)
+  flags.DEFINE_bool('char_confidences', False,
+                    'Add a column of per-character probabilities.',
+                    flag_values=flag_values)
 
 
 def clean(field: str) -> str:
@@ -55,56 +82,43 @@ def format_row(result: reader_lib.ReadResult,
   return '\t'.join(clean(f) for f in fields)
 
 
-def parse_args(argv):
-  parser = argparse.ArgumentParser(
-      prog='python -m ocr_jax.predict',
-      description='Reads text lines from images; writes TSV rows '
-      '(path, text, confidence, error).')
-  parser.add_argument('--model', required=True,
-                      help='A training workdir, an exported .ocrx file or a '
-                      'pretrained model name.')
-  parser.add_argument('--beam_size', type=int, default=1,
-                      help='1 for greedy decoding, more for beam search.')
-  parser.add_argument('--output', help='Write the TSV here (default stdout).')
-  parser.add_argument('--batch_size', type=int, default=32,
-                      help='Images per model call.')
-  parser.add_argument('--char_confidences', action='store_true',
-                      help='Add a column of per-character probabilities.')
-  parser.add_argument('paths', nargs='+', metavar='PATH',
-                      help='Image files or folders.')
-  args = parser.parse_args(argv)
-  if args.beam_size < 1 or args.batch_size < 1:
-    parser.error('--beam_size and --batch_size must be >= 1')
-  return args
-
-
-def main(argv=None) -> int:
-  """Runs the command line; returns the exit status (see module docstring)."""
-  args = parse_args(argv)
+def main(argv: Sequence[str],
+         flag_values: flags.FlagValues = flags.FLAGS) -> int:
+  """Reads argv[1:] (the image paths); returns the exit status."""
+  paths = list(argv[1:])
+  if not flag_values.model or not paths:
+    raise app.UsageError('give --model and at least one image path',
+                         exitcode=EXIT_USAGE)
+  if flag_values.beam_size < 1 or flag_values.batch_size < 1:
+    raise app.UsageError('--beam_size and --batch_size must be >= 1',
+                         exitcode=EXIT_USAGE)
   try:
-    reader = reader_lib.load_reader(args.model, batch_size=args.batch_size)
+    reader = load.load_reader(flag_values.model,
+                              batch_size=flag_values.batch_size)
   except (ValueError, OSError) as e:
-    sys.stderr.write(f'error: cannot load model {args.model!r}: {e}\n')
+    sys.stderr.write(f'error: cannot load model {flag_values.model!r}: {e}\n')
     return EXIT_LOAD_ERROR
-  sources = reader_lib.expand_inputs(args.paths)
+  sources = image_io.expand_inputs(paths)
   if not sources:
     sys.stderr.write('warning: no image files in the given paths\n')
-  out = (open(args.output, 'w', encoding='utf-8', newline='\n')
-         if args.output else sys.stdout)
+  char_confidences = flag_values.char_confidences
+  output = flag_values.output
+  out = (open(output, 'w', encoding='utf-8', newline='\n') if output
+         else sys.stdout)
   start, count, failed = time.perf_counter(), 0, 0
   try:
-    header = HEADER + (('characters',) if args.char_confidences else ())
+    header = HEADER + (('characters',) if char_confidences else ())
     out.write('\t'.join(header) + '\n')
-    for result in reader.iter_read(sources, beam_size=args.beam_size,
-                                   char_confidences=args.char_confidences):
-      out.write(format_row(result, args.char_confidences) + '\n')
+    for result in reader.iter_read(sources, beam_size=flag_values.beam_size,
+                                   char_confidences=char_confidences):
+      out.write(format_row(result, char_confidences) + '\n')
       count += 1
       failed += not result.ok
       if not result.ok:
         sys.stderr.write(f'error: {result.source}: {result.error}\n')
     out.flush()
   finally:
-    if args.output:
+    if output:
       out.close()
   seconds = time.perf_counter() - start
   sys.stderr.write(f'read {count - failed} of {count} images in '
@@ -113,4 +127,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  define_flags()
+  app.run(main)

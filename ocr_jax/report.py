@@ -8,9 +8,10 @@ far), as written by launch.grid and ocr_jax.training.train. Writes:
   GRID_DIR/report.md    ranking table, best first by validation character
                         accuracy then sequence accuracy; failed runs last
   GRID_DIR/report.json  the same rows as numbers (accuracies as fractions)
-  GRID_DIR/curves.png   validation accuracies vs epoch and vs wall time
+  GRID_DIR/curves.png   validation accuracies vs epoch and vs elapsed time
   GRID_DIR/final_accuracy.png  best-state validation and test accuracies
-Needs only the standard library and matplotlib, so it runs anywhere.
+Run files are read through ocr_jax.training.run_folder, which also reads the
+older field names (wall_seconds) of runs recorded before the rename.
 """
 
 from collections.abc import Sequence
@@ -23,7 +24,8 @@ from typing import Any
 from absl import app
 from absl import flags
 
-_RUN_FILES = ('results.json', 'status.json', 'metrics.jsonl')
+from ocr_jax.training import run_folder
+
 # Ranked runs, then those without scores yet, then failures.
 _GROUP = {'finished': 0, 'unfinished': 0, 'running': 1, 'pending': 1,
           'failed': 2}
@@ -35,36 +37,6 @@ _BARS = (('val_char_accuracy', 'val char'), ('val_seq_accuracy', 'val seq'),
 # --- Reading runs -------------------------------------------------------------
 
 
-def read_json(path: str) -> Any:
-  """The parsed file, or None when it is missing or not (yet) valid JSON."""
-  try:
-    with open(path, encoding='utf-8') as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    return None
-
-
-def read_metrics(path: str) -> list[dict[str, Any]]:
-  """Per-epoch records of a metrics.jsonl, last record per epoch kept.
-
-  A resumed run repeats the epochs after its last checkpoint; a killed one
-  may leave half a line. Both are tolerated.
-  """
-  by_epoch = {}
-  try:
-    with open(path, encoding='utf-8') as f:
-      for line in f:
-        try:
-          record = json.loads(line)
-        except ValueError:
-          continue
-        if isinstance(record, dict) and 'epoch' in record:
-          by_epoch[record['epoch']] = record
-  except OSError:
-    return []
-  return [by_epoch[epoch] for epoch in sorted(by_epoch)]
-
-
 def _number(value: Any) -> float | None:
   """A finite float, or None (missing, NaN, not a number)."""
   if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -74,6 +46,29 @@ def _number(value: Any) -> float | None:
 
 def _or_minus_inf(value: float | None) -> float:
   return -math.inf if value is None else value
+
+
+def _record_elapsed(record: dict[str, Any]) -> float | None:
+  """Seconds from the run's start to the end of this epoch's evaluation.
+
+  Runs before the rename called it wall_seconds.
+  """
+  return _number(record.get('elapsed_seconds', record.get('wall_seconds')))
+
+
+def _results_elapsed(results: dict[str, Any]) -> float | None:
+  """A finished run's seconds from start to end, evaluation included.
+
+  Runs before the rename have no such field (their results.json
+  'wall_seconds' was the sum of the training loops, no evaluation): they
+  give their last epoch's elapsed time, else that sum.
+  """
+  if _number(results.get('elapsed_seconds')) is not None:
+    return _number(results['elapsed_seconds'])
+  history = results.get('history') or []
+  if history and _record_elapsed(history[-1]) is not None:
+    return _record_elapsed(history[-1])
+  return _number(results.get('train_seconds', results.get('wall_seconds')))
 
 
 def _best_record(history: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
@@ -88,16 +83,16 @@ def _best_record(history: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
 def summarize_run(name: str, workdir: str,
                   grid_entry: dict[str, Any] | None = None) -> dict[str, Any]:
   """One report row of a run directory (fields None where unknown)."""
-  results = read_json(os.path.join(workdir, 'results.json'))
-  status_file = read_json(os.path.join(workdir, 'status.json')) or {}
+  results = run_folder.read_results(workdir)
+  status_file = run_folder.read_status(workdir) or {}
   grid_entry = grid_entry or {}
   row = dict.fromkeys((
       'val_char_accuracy', 'val_seq_accuracy', 'test_char_accuracy',
       'test_seq_accuracy', 'best_epoch', 'epochs_run', 'stopped_early',
-      'seconds_per_epoch', 'wall_seconds', 'parameters', 'model',
+      'seconds_per_epoch', 'train_seconds', 'elapsed_seconds', 'parameters', 'model',
       'batch_size', 'learning_rate', 'optimizer', 'error', 'log_tail'))
   row['name'] = name
-  if isinstance(results, dict) and results.get('status') == 'finished':
+  if results and results.get('status') == 'finished':
     config = results.get('config') or {}
     best = results.get('best_validation') or {}
     test = results.get('test') or {}
@@ -111,13 +106,15 @@ def summarize_run(name: str, workdir: str,
         epochs_run=results.get('epochs_run'),
         stopped_early=results.get('stopped_early'),
         seconds_per_epoch=_number(results.get('seconds_per_epoch')),
-        wall_seconds=_number(results.get('wall_seconds')),
+        train_seconds=_number(results.get('train_seconds',
+                                          results.get('wall_seconds'))),
+        elapsed_seconds=_results_elapsed(results),
         parameters=results.get('parameters'),
         **{k: config.get(k) for k in ('model', 'batch_size',
                                       'learning_rate', 'optimizer')})
     history = results.get('history') or []
   else:
-    history = read_metrics(os.path.join(workdir, 'metrics.jsonl'))
+    history = run_folder.read_metrics(workdir)
     state = status_file.get('status') or grid_entry.get('status')
     if state not in ('failed', 'running'):
       state = 'unfinished' if history else 'pending'
@@ -139,22 +136,23 @@ def summarize_run(name: str, workdir: str,
           val_seq_accuracy=_number(best.get('val_seq_accuracy')),
           best_epoch=best.get('epoch'), epochs_run=history[-1].get('epoch'),
           seconds_per_epoch=seconds[len(seconds) // 2] if seconds else None,
-          wall_seconds=_number(history[-1].get('wall_seconds')))
+          train_seconds=sum(seconds) if seconds else None,
+          elapsed_seconds=_record_elapsed(history[-1]))
   row['curve'] = [
-      {k: r.get(k) for k in ('epoch', 'wall_seconds', 'val_char_accuracy',
-                             'val_seq_accuracy')} for r in history]
+      {'epoch': r.get('epoch'), 'elapsed_seconds': _record_elapsed(r),
+       'val_char_accuracy': r.get('val_char_accuracy'),
+       'val_seq_accuracy': r.get('val_seq_accuracy')} for r in history]
   return row
 
 
 def load_runs(grid_dir: str) -> list[dict[str, Any]]:
   """Rows of every run in grid.json or in a subdirectory with run files."""
-  grid = read_json(os.path.join(grid_dir, 'grid.json')) or {}
+  grid = run_folder.read_json(os.path.join(grid_dir, 'grid.json')) or {}
   entries = {e['name']: e for e in grid.get('runs', []) if 'name' in e}
   names = list(entries)
   for name in sorted(os.listdir(grid_dir)):
     workdir = os.path.join(grid_dir, name)
-    if name not in entries and os.path.isdir(workdir) and any(
-        os.path.exists(os.path.join(workdir, f)) for f in _RUN_FILES):
+    if name not in entries and run_folder.has_records(workdir):
       names.append(name)
   return [summarize_run(name, os.path.join(grid_dir, name), entries.get(name))
           for name in names]
@@ -217,7 +215,7 @@ def _status_text(row: dict[str, Any]) -> str:
 
 
 COLUMNS = ('Rank', 'Experiment', 'Val char %', 'Val seq %', 'Test char %',
-           'Test seq %', 'Best epoch', 'Epochs', 's/epoch', 'Wall',
+           'Test seq %', 'Best epoch', 'Epochs', 's/epoch', 'Elapsed',
            'Params (M)', 'Model', 'Batch', 'LR', 'Status')
 
 
@@ -231,7 +229,7 @@ def table_cells(row: dict[str, Any]) -> list[str]:
       _text(row['epochs_run']),
       '-' if row['seconds_per_epoch'] is None else
       f'{row["seconds_per_epoch"]:.1f}',
-      _duration(row['wall_seconds']),
+      _duration(row['elapsed_seconds']),
       '-' if params is None else f'{params / 1e6:.2f}',
       _text(row['model']), _text(row['batch_size']),
       _text(row['learning_rate']), _status_text(row)]
@@ -269,21 +267,21 @@ def format_markdown(rows: Sequence[dict[str, Any]], grid_dir: str) -> str:
 
 
 def _colors(rows):
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib  # Heavy and optional: only the plots need it.
   cmap = matplotlib.colormaps['tab10' if len(rows) <= 10 else 'tab20']
   return {row['name']: cmap(i % cmap.N) for i, row in enumerate(rows)}
 
 
 def plot_curves(rows: Sequence[dict[str, Any]], path: str) -> None:
-  """2x2: val char/seq accuracy (%) vs epoch (top) and wall minutes."""
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  """2x2: val char/seq accuracy (%) vs epoch (top) and elapsed minutes."""
+  from matplotlib import pyplot as plt  # Heavy and optional: plots only.
   curves = [row for row in rows if row['curve']]
   colors = _colors(rows)
   fig, axes = plt.subplots(2, 2, figsize=(13, 9), layout='constrained')
   panels = ((0, 0, 'epoch', 'val_char_accuracy'),
             (0, 1, 'epoch', 'val_seq_accuracy'),
-            (1, 0, 'wall_seconds', 'val_char_accuracy'),
-            (1, 1, 'wall_seconds', 'val_seq_accuracy'))
+            (1, 0, 'elapsed_seconds', 'val_char_accuracy'),
+            (1, 1, 'elapsed_seconds', 'val_seq_accuracy'))
   for i, j, x_key, y_key in panels:
     ax = axes[i, j]
     for row in curves:
@@ -292,12 +290,12 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: str) -> None:
                 _number(r[y_key]) is not None]
       if not points:
         continue
-      scale = 1 / 60 if x_key == 'wall_seconds' else 1
+      scale = 1 / 60 if x_key == 'elapsed_seconds' else 1
       ax.plot([x * scale for x, _ in points], [100 * y for _, y in points],
               marker='o', markersize=4, linewidth=1.5,
               color=colors[row['name']], label=row['name'],
               linestyle='--' if row['status'] != 'finished' else '-')
-    ax.set_xlabel('epoch' if x_key == 'epoch' else 'wall time (minutes)')
+    ax.set_xlabel('epoch' if x_key == 'epoch' else 'elapsed time (minutes)')
     ax.set_ylabel(('validation character accuracy (%)'
                    if y_key == 'val_char_accuracy' else
                    'validation sequence accuracy (%)'))
@@ -316,7 +314,7 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: str) -> None:
 
 def plot_final(rows: Sequence[dict[str, Any]], path: str) -> None:
   """Horizontal grouped bars of best val and test char/seq accuracy (%)."""
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  from matplotlib import pyplot as plt  # Heavy and optional: plots only.
   scored = [row for row in rows if row['val_char_accuracy'] is not None]
   height = 0.2
   fig, ax = plt.subplots(figsize=(11, 1.5 + 0.9 * max(len(scored), 1)),
@@ -368,7 +366,7 @@ def write_report(grid_dir: str) -> str:
   Returns:
     The path of report.md.
   """
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib  # Heavy and optional: only the plots need it.
   matplotlib.use('Agg')  # Files only; works without a display.
   rows = rank_runs(load_runs(grid_dir))
   plot_curves(rows, os.path.join(grid_dir, 'curves.png'))

@@ -8,12 +8,9 @@ import sys
 import pytest
 
 from configs import base
+from configs import grid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPERIMENTS = ('baseline_optimized', 'aggressive_learning',
-               'conservative_small', 'focal_loss_experiment',
-               'ctc_alignment_free', 'large_model_regularized',
-               'fast_convergence')
 
 
 def load_config(name, arg=None):
@@ -43,7 +40,7 @@ def test_experiments_have_the_prototype_hyperparameters():
       0.005, 96, 2.0)
 
 
-@pytest.mark.parametrize('name', EXPERIMENTS)
+@pytest.mark.parametrize('name', grid.EXPERIMENTS)
 def test_every_experiment_defines_only_base_keys(name):
   config = load_config(name)
   assert set(config.keys()) == set(base.get_config().keys())

@@ -2,6 +2,7 @@
 
 import os
 
+import jax
 import pytest
 
 # OCR_JAX_CORPUS overrides the shared corpus (an absent file skips tests).
@@ -69,3 +70,17 @@ def khmer_text_dir(tmp_path_factory, corpus_path):
     build(f'khmer_text/{config}', data_dir, corpus_path=corpus_path,
           split_sizes=TEXT_SPLIT_SIZES)
   return str(data_dir)
+
+
+@pytest.fixture
+def fast_compile():
+  """Compiles with most XLA optimisations off, for this test only.
+
+  Cuts compile time of the tiny models severalfold; tests that time or
+  compare optimised code simply do not use it. Use it per module with
+  `pytestmark = pytest.mark.usefixtures('fast_compile')`.
+  """
+  previous = jax.config.read('jax_disable_most_optimizations')
+  jax.config.update('jax_disable_most_optimizations', True)
+  yield
+  jax.config.update('jax_disable_most_optimizations', previous)

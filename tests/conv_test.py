@@ -9,7 +9,9 @@ import pytest
 
 from ocr_jax.models import conv
 
-IMPLS = ('native', 'matmul', 'shift')
+pytestmark = pytest.mark.usefixtures('fast_compile')
+
+IMPLS = conv.CONV_IMPLS  # 'native', 'matmul' and the per-layer 'cpu' rule.
 
 # (input [h, w, cin], kernel (kh, kw), strides, padding, groups): every kind
 # of convolution the presets use, on small shapes; also feature maps one and
@@ -35,15 +37,6 @@ CASES = [
     ((1, 7, 4), (1, 3), (1, 1), 'SAME', 1),  # text_fast conv encoder
     ((6, 7, 4), (3, 3), (1, 1), 'VALID', 1),
 ]
-
-
-@pytest.fixture(autouse=True, scope='module')
-def fast_compile():
-  """Tiny shapes: XLA's optimisations cost more compile time than they save."""
-  previous = jax.config.read('jax_disable_most_optimizations')
-  jax.config.update('jax_disable_most_optimizations', True)
-  yield
-  jax.config.update('jax_disable_most_optimizations', previous)
 
 
 def reference(x, kernel, strides, padding, groups):
@@ -112,10 +105,10 @@ def test_bfloat16_accumulates_in_float32(impl):
                              atol=5e-2 * float(jnp.abs(gk_ref).max()))
 
 
-@pytest.mark.parametrize('impl', ('auto',) + IMPLS)
+@pytest.mark.parametrize('impl', IMPLS)
 def test_module_has_flax_conv_parameters(impl):
   x = jnp.ones((1, 6, 8, 3))
-  ours = conv.Conv(4, (3, 3), (2, 1), use_bias=True, conv_impl=impl)
+  ours = conv.Conv(4, (3, 3), (2, 1), use_bias=True, impl=impl)
   theirs = nn.Conv(4, (3, 3), (2, 1), use_bias=True)
   key = jax.random.key(0)
   shapes = lambda m: jax.tree.map(jnp.shape, m.init(key, x))
@@ -126,13 +119,33 @@ def test_module_has_flax_conv_parameters(impl):
                              atol=1e-5)
 
 
-def test_auto_resolves_by_backend():
-  args = ((32, 8, 16, 256), (3, 3, 256, 256), (1, 1), ((1, 1), (1, 1)))
-  impl = conv.resolve_conv_impl('auto', *args)
-  if jax.default_backend() == 'cpu':
-    assert impl == conv.cpu_conv_impl(*args)
-  else:
-    assert impl == 'native'
-  assert conv.resolve_conv_impl('matmul', *args) == 'matmul'
-  with pytest.raises(ValueError, match='conv_impl'):
-    conv.resolve_conv_impl('winograd', *args)
+# (input shape, kernel shape, strides, groups) -> what XLA:CPU runs faster.
+CPU_RULE_CASES = [
+    ((32, 64, 128, 3), (7, 7, 3, 64), (2, 2), 1, 'native'),  # 3-channel stem
+    ((32, 16, 32, 64), (3, 3, 64, 64), (1, 1), 1, 'native'),
+    ((32, 16, 32, 64), (3, 3, 64, 128), (2, 1), 1, 'matmul'),  # strided
+    ((32, 16, 32, 64), (1, 1, 64, 128), (1, 1), 1, 'matmul'),  # 1x1
+    ((32, 4, 32, 256), (3, 3, 256, 256), (1, 1), 1, 'matmul'),  # 256 in
+    ((32, 1, 32, 128), (3, 3, 128, 128), (1, 1), 1, 'matmul'),  # one row
+    ((32, 8, 16, 96), (5, 5, 1, 96), (2, 2), 96, 'matmul'),  # depthwise
+    ((32, 8, 16, 96), (3, 3, 48, 96), (1, 1), 2, 'native'),  # grouped
+]
+
+
+@pytest.mark.parametrize('case', CPU_RULE_CASES, ids=str)
+def test_cpu_rule_picks_per_layer(case):
+  in_shape, kernel_shape, strides, groups, expected = case
+  pads = conv.explicit_padding('SAME', in_shape[1:3], kernel_shape[:2],
+                               strides)
+  assert conv.resolve_conv_impl('cpu', in_shape, kernel_shape, strides, pads,
+                                groups) == expected
+  # Forced implementations are taken as they are.
+  assert conv.resolve_conv_impl('native', in_shape, kernel_shape, strides,
+                                pads, groups) == 'native'
+
+
+def test_unknown_impl_raises():
+  x, kernel = inputs((6, 7, 4), (3, 3), 1)
+  for impl in ('auto', 'shift', 'winograd'):
+    with pytest.raises(ValueError, match='native.*matmul.*cpu'):
+      conv.conv2d(x, kernel, impl=impl)

@@ -1,4 +1,7 @@
-"""Tests for ocr_jax.data.image_io: every mode reads, bad files fail cleanly."""
+"""Tests of ocr_jax.data.image_io: every mode reads, bad files fail cleanly.
+
+Model-input preprocessing is tested in preprocess_test.py.
+"""
 
 import io
 import os
@@ -204,50 +207,26 @@ def test_huge_image_memory_stays_bounded(bad_files):
   assert peak_mb < 200, peak_mb  # A decoded 20000 x 20000 image is 400 MB+.
 
 
-def test_preprocess_fixed_width_centres_on_border_colour():
-  pixels = np.full((100, 50, 3), 200, np.uint8)
-  pixels[40:60, 10:40] = 0
-  image, width = image_io.preprocess(pixels, 64, 128, variable_width=False)
-  assert image.shape == (64, 128, 3) and image.dtype == np.float32
-  assert width == 128
-  fill = image_io.normalize(np.full((3,), 200, np.uint8))
-  np.testing.assert_allclose(image[:, 0], np.broadcast_to(fill, (64, 3)),
-                             atol=1e-6)
-  # Scaled by 0.64 to 32 x 64 and centred: columns 32..95 hold the image.
-  assert np.allclose(image[32, 60], image_io.normalize(
-      np.zeros(3, np.uint8)), atol=0.2)
+def test_list_folder_sorted_skipping_text_hidden_and_folders(tmp_path):
+  for name in ('b.png', 'a.JPG', 'labels.tsv', 'notes.MD', '.hidden.png',
+               'c.unknown'):
+    (tmp_path / name).write_bytes(b'x')
+  (tmp_path / 'sub').mkdir()
+  (tmp_path / 'sub' / 'd.png').write_bytes(b'x')
+  assert image_io.list_folder(str(tmp_path)) == [
+      str(tmp_path / name) for name in ('a.JPG', 'b.png', 'c.unknown')]
 
 
-def test_preprocess_variable_width_pads_right_and_caps():
-  pixels = np.zeros((32, 100, 3), np.uint8)
-  image, width = image_io.preprocess(pixels, 64, 512, variable_width=True)
-  assert width == 200 and image.shape == (64, 512, 3)
-  assert np.all(image[:, 200:] == 0)  # Zero after normalisation.
-  np.testing.assert_allclose(image[:, :200], image_io.normalize(
-      np.zeros((64, 200, 3), np.uint8)))
-  long_line = np.zeros((10, 1000, 3), np.uint8)
-  _, width = image_io.preprocess(long_line, 64, 512, variable_width=True)
-  assert width == 512
-  thin = np.zeros((1000, 3, 3), np.uint8)
-  _, width = image_io.preprocess(thin, 64, 512, variable_width=True)
-  assert width == 1
-
-
-def test_preprocess_matches_the_training_pipeline():
-  tf = pytest.importorskip('tensorflow')
-  from ocr_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
-  rng = np.random.default_rng(0)
-  for height, width in [(30, 100), (64, 200), (100, 700), (20, 1000)]:
-    noise = Image.fromarray(rng.integers(0, 256, (height, width, 3),
-                                         np.uint8))
-    pixels = np.asarray(noise.resize((width // 4, height // 4)).resize(
-        (width, height)))
-    image, true_width = input_pipeline.decode_image(
-        tf.constant(_roundtrip(Image.fromarray(pixels), 'PNG')), 64, 512)
-    expected = input_pipeline.normalize_batch(
-        tf.cast(image[None], tf.float32) / 255.0, true_width[None])[0]
-    mine, mine_width = image_io.preprocess(pixels, 64, 512,
-                                           variable_width=True)
-    assert mine_width == int(true_width)
-    # Within one grey level (1 / 255 / std) of TensorFlow's resize.
-    np.testing.assert_allclose(mine, expected.numpy(), atol=0.018)
+def test_expand_inputs_flattens_folders_in_place(tmp_path):
+  folder = tmp_path / 'scans'
+  folder.mkdir()
+  for name in ('2.png', '1.png', 'labels.tsv'):
+    (folder / name).write_bytes(b'x')
+  pixels = np.zeros((2, 2, 3), np.uint8)
+  sources = image_io.expand_inputs(['first.png', folder, pixels, b'data'])
+  assert sources[:3] == ['first.png', str(folder / '1.png'),
+                         str(folder / '2.png')]
+  assert sources[3] is pixels and sources[4] == b'data'
+  assert image_io.expand_inputs('one.png') == ['one.png']
+  assert image_io.expand_inputs(str(folder)) == [str(folder / '1.png'),
+                                                 str(folder / '2.png')]

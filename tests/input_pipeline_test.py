@@ -10,6 +10,7 @@ import tensorflow as tf
 from ocr_jax.data import augment
 from ocr_jax.text import charset
 from ocr_jax.data import input_pipeline
+from ocr_jax.data import preprocess
 from ocr_jax.data.datasets import khmer_digits
 
 
@@ -72,17 +73,18 @@ def test_train_batches(khmer_digits_dir):
       assert vocab.decode(labels) in texts
 
 
-def test_train_images_normalised(khmer_digits_dir):
+def test_train_images_standardized(khmer_digits_dir):
   batch = next(input_pipeline.create_train_iterator(
       _config(), data_dir=khmer_digits_dir))
-  pixels = (batch['image'] * input_pipeline.IMAGENET_STD +
-            input_pipeline.IMAGENET_MEAN)
-  # Undoing ImageNet mean/std gives back pixels in [0, 1] that match the
-  # stored uint8 values exactly (no augmentation here).
+  pixels = (batch['image'] * preprocess.PIXEL_STD + preprocess.PIXEL_MEAN)
+  # Undoing the ImageNet mean/std gives back pixels in [0, 1] (no
+  # augmentation here), and each image is exactly reading's standardization
+  # of its uint8 pixels.
   assert -1e-5 < pixels.min() and pixels.max() < 1 + 1e-5
-  np.testing.assert_allclose(pixels * 255, np.round(pixels * 255),
-                             atol=1e-3)
   assert pixels.std() > 0.1
+  levels = preprocess.to_uint8(batch['image'])
+  np.testing.assert_array_equal(preprocess.standardize(levels),
+                                batch['image'])
 
 
 def test_augmented_train_batches(khmer_digits_dir):

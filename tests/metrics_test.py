@@ -149,26 +149,3 @@ def test_state_dict_round_trip_through_json():
   restored = metrics.OcrScores.from_state_dict(state)
   assert restored.result() == scores.result()
   assert restored.worst == scores.worst
-
-
-def test_train_metrics_collection():
-  first = metrics.TrainMetrics.single_from_model_output(
-      loss=jnp.array(2.0), learning_rate=jnp.array(0.1)
-  )
-  second = metrics.TrainMetrics.single_from_model_output(
-      loss=jnp.array(4.0), learning_rate=jnp.array(0.05)
-  )
-  result = first.merge(second).compute()
-  assert float(result['loss']) == pytest.approx(3.0)
-  assert float(result['learning_rate']) == pytest.approx(0.05)
-
-
-def test_eval_metrics_collection_respects_mask():
-  collection = metrics.EvalMetrics.single_from_model_output(
-      loss=jnp.array([1.0, 3.0, 100.0]), mask=jnp.array([True, True, False])
-  )
-  more = metrics.EvalMetrics.single_from_model_output(
-      loss=jnp.array([5.0]), mask=jnp.array([True])
-  )
-  result = collection.merge(more).compute()
-  assert float(result['loss']) == pytest.approx(3.0)

@@ -30,7 +30,7 @@ def make_config(**overrides) -> ml_collections.ConfigDict:
       plateau_min_delta=0.01,
       early_stopping_patience=3,
       early_stopping_min_delta=0.01,
-      early_stopping_mode='max',
+      monitor_mode='max',
       num_epochs=10,
   ))
   config.update(overrides)
@@ -242,7 +242,7 @@ def test_early_stopping_after_exactly_patience_bad_evals():
 
 def test_early_stopping_min_mode_epochs_and_round_trip():
   stopper = optim.EarlyStopping.from_config(
-      make_config(early_stopping_mode='min', early_stopping_patience=2)
+      make_config(monitor_mode='min', early_stopping_patience=2)
   )
   assert not stopper.update(0.5, epoch=5)
   assert not stopper.update(0.3, epoch=10)

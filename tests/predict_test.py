@@ -3,25 +3,34 @@
 import io
 import json
 
-import jax
+from absl import app
+from absl import flags
 import numpy as np
 from PIL import Image
 import pytest
 
 from ocr_jax import evaluate
-from ocr_jax.reading import export
-from ocr_jax.reading import reader as reader_lib
 from ocr_jax import predict
+from ocr_jax.data import labeled_folder
+from ocr_jax.reading import export
+from ocr_jax.reading import load
 # Sibling test modules (pytest puts tests/ on sys.path).
 import image_io_test  # pylint: disable=g-bad-import-order
-import inference_test  # pylint: disable=g-bad-import-order
+import reader_test  # pylint: disable=g-bad-import-order
 
-jax.config.update('jax_disable_most_optimizations', True)
+pytestmark = pytest.mark.usefixtures('fast_compile')
+
+
+def run_cli(module, *args) -> int:
+  """Runs a command line's main on fresh flags, as `app.run` would."""
+  flag_values = flags.FlagValues()
+  module.define_flags(flag_values)
+  return module.main(flag_values([module.__name__, *args]), flag_values)
 
 
 @pytest.fixture(scope='module')
 def model_file(tmp_path_factory):
-  reader = inference_test.perturb(reader_lib.Reader.random('tiny'))
+  reader = reader_test.perturb(load.random_reader('tiny'))
   path = tmp_path_factory.mktemp('model') / 'tiny.ocrx'
   return export.export_reader(reader, str(path), beam_sizes=(1, 2),
                               platforms=('cpu',))
@@ -39,7 +48,7 @@ def _png(pixels, mode=None):
 @pytest.fixture
 def mixed_folder(tmp_path):
   """Good images of several kinds and one bad file of each kind."""
-  good = inference_test.digit_image('០១២')
+  good = reader_test.digit_image('០១២')
   files = {
       'a_rgb.png': _png(good),
       'b_gray.png': _png(good, 'L'),
@@ -64,11 +73,11 @@ def _rows(text):
 
 def test_predict_mixed_folder_reports_each_bad_file(model_file, mixed_folder,
                                                     capsys):
-  predict.main([f'--model={model_file}', str(mixed_folder / 'a_rgb.png')])
+  run_cli(predict, f'--model={model_file}', str(mixed_folder / 'a_rgb.png'))
   capsys.readouterr()
   measured = image_io_test.reset_peak_memory()
   before = image_io_test.peak_memory_mb() if measured else 0.0
-  status = predict.main([f'--model={model_file}', str(mixed_folder)])
+  status = run_cli(predict, f'--model={model_file}', str(mixed_folder))
   after = image_io_test.peak_memory_mb() if measured else 0.0
   assert status == predict.EXIT_SOME_FAILED
   rows = _rows(capsys.readouterr().out)
@@ -93,15 +102,15 @@ def test_predict_all_good_to_a_file_with_beam_search(model_file, mixed_folder,
                                                      tmp_path):
   output = tmp_path / 'out.tsv'
   paths = [str(mixed_folder / 'b_gray.png'), str(mixed_folder / 'a_rgb.png')]
-  assert predict.main([f'--model={model_file}', '--beam_size=2',
-                       f'--output={output}', *paths]) == predict.EXIT_OK
+  assert run_cli(predict, f'--model={model_file}', '--beam_size=2',
+                 f'--output={output}', *paths) == predict.EXIT_OK
   rows = _rows(output.read_text(encoding='utf-8'))
   assert [row[0] for row in rows] == paths  # Input order.
 
 
 def test_predict_char_confidences_column(model_file, mixed_folder, capsys):
-  assert predict.main([f'--model={model_file}', '--char_confidences',
-                       str(mixed_folder / 'a_rgb.png')]) == 0
+  assert run_cli(predict, f'--model={model_file}', '--char_confidences',
+                 str(mixed_folder / 'a_rgb.png')) == 0
   header, row = capsys.readouterr().out.splitlines()
   assert header.endswith('\tcharacters')
   characters = json.loads(row.split('\t')[4])
@@ -109,16 +118,28 @@ def test_predict_char_confidences_column(model_file, mixed_folder, capsys):
 
 
 def test_predict_bad_model_and_missing_path(model_file, tmp_path, capsys):
-  assert predict.main(['--model=/no/such/model', 'x.png']) == 1
-  assert predict.main([f'--model={model_file}',
-                       str(tmp_path / 'missing.png')]) == 3
+  assert run_cli(predict, '--model=/no/such/model', 'x.png') == 1
+  assert run_cli(predict, f'--model={model_file}',
+                 str(tmp_path / 'missing.png')) == 3
   assert 'no such file' in capsys.readouterr().out
+
+
+def test_usage_errors_exit_2(model_file):
+  for module, args in ((predict, [f'--model={model_file}']),  # No path.
+                       (predict, ['--beam_size=0', f'--model={model_file}',
+                                  'x.png']),
+                       (evaluate, [f'--model={model_file}']),  # No data.
+                       (evaluate, [f'--model={model_file}', '--data=a',
+                                   '--tfds=b:c'])):
+    with pytest.raises(app.UsageError) as error:
+      run_cli(module, *args)
+    assert error.value.exitcode == 2, args
 
 
 def _labeled(tmp_path, texts):
   lines = []
   for i, text in enumerate(texts):
-    Image.fromarray(inference_test.digit_image(text, seed=i)).save(
+    Image.fromarray(reader_test.digit_image(text, seed=i)).save(
         tmp_path / f'{i}.png')
     lines.append(f'{i}.png\t{text}')
   (tmp_path / 'labels.tsv').write_text('\n'.join(lines) + '\n',
@@ -129,8 +150,8 @@ def _labeled(tmp_path, texts):
 def test_evaluate_folder_prints_one_json_object(model_file, tmp_path,
                                                 capsys):
   folder = _labeled(tmp_path, ['០១២', '៣៤', '៥៦៧៨', '៩'])
-  assert evaluate.main([f'--model={model_file}', f'--data={folder}',
-                        '--num_worst=2']) == 0
+  assert run_cli(evaluate, f'--model={model_file}', f'--data={folder}',
+                 '--num_worst=2') == 0
   out = capsys.readouterr().out
   report = json.loads(out)
   assert out.count('\n') == 1
@@ -146,15 +167,14 @@ def test_evaluate_folder_prints_one_json_object(model_file, tmp_path,
 
 def test_evaluate_reports_invalid_labels(model_file, tmp_path, capsys):
   folder = _labeled(tmp_path, ['០១', 'abc'])
-  assert evaluate.main([f'--model={model_file}', f'--data={folder}']) == 1
+  assert run_cli(evaluate, f'--model={model_file}', f'--data={folder}') == 1
   assert 'line 2' in capsys.readouterr().err
-  assert evaluate.main([f'--model={model_file}', f'--data={folder}',
-                        '--skip_invalid']) == 0
+  assert run_cli(evaluate, f'--model={model_file}', f'--data={folder}',
+                 '--skip_invalid') == 0
   assert json.loads(capsys.readouterr().out)['n'] == 1
 
 
 def test_evaluate_tfds_split(model_file, tmp_path, capsys):
-  from ocr_jax.data import labeled_folder  # pylint: disable=g-import-not-at-top
   (tmp_path / 'lines').mkdir()
   folder = _labeled(tmp_path / 'lines', ['០១២', '៣៤', '៥'])
   data_dir = str(tmp_path / 'tfds')
@@ -162,12 +182,12 @@ def test_evaluate_tfds_split(model_file, tmp_path, capsys):
                             data_dir=data_dir, vocabulary='digits',
                             fixed_width=128)
   capsys.readouterr()
-  assert evaluate.main([f'--model={model_file}',
-                        '--tfds=predict_test_digits:test',
-                        f'--data_dir={data_dir}']) == 0
+  assert run_cli(evaluate, f'--model={model_file}',
+                 '--tfds=predict_test_digits:test',
+                 f'--data_dir={data_dir}') == 0
   report = json.loads(capsys.readouterr().out)
   assert report['n'] == 3 and report['data'] == 'predict_test_digits:test'
   # The same images through the folder path score the same.
-  assert evaluate.main([f'--model={model_file}', f'--data={folder}']) == 0
+  assert run_cli(evaluate, f'--model={model_file}', f'--data={folder}') == 0
   assert json.loads(capsys.readouterr().out)['cer'] == pytest.approx(
       report['cer'])

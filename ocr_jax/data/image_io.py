@@ -1,4 +1,4 @@
-"""Reads images robustly and turns them into model inputs.
+"""Reads image files robustly, and lists the images of a folder.
 
 `read_image` accepts any file Pillow can decode, in any mode, and returns RGB
 uint8 pixels:
@@ -20,8 +20,10 @@ except JPEGs, which libjpeg decodes directly at 1/2, 1/4 or 1/8 scale
 (`Image.draft`) until they fit. A 20000 x 20000 PNG is refused after reading
 its header; it is never decoded.
 
-`preprocess` maps RGB pixels to the model's input exactly as the training
-pipeline does (see its docstring).
+`expand_inputs` turns paths, folders (their files in sorted name order, text
+files such as labels.tsv skipped) and in-memory images into a flat list of
+single image sources. Turning pixels into model inputs is
+`ocr_jax.data.preprocess`.
 """
 
 import io
@@ -37,10 +39,8 @@ from PIL import ImageOps
 # Largest image decoded at full resolution, in pixels (50 megapixels).
 DEFAULT_MAX_PIXELS = 50_000_000
 
-# ImageNet normalisation, as ocr_jax.data.input_pipeline.IMAGENET_MEAN/_STD
-# (repeated so that reading needs no TensorFlow).
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+# Files a folder input skips: labels and notes, not images.
+SKIPPED_SUFFIXES = ('.tsv', '.txt', '.json', '.md', '.csv', '.yaml', '.yml')
 
 # Anything that can be read: a path, encoded bytes, a PIL image or pixels.
 ImageSource = Any
@@ -230,7 +230,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return Image.fromarray(gray).convert('RGB')
   # 1, L, CMYK, YCbCr, HSV, LAB, RGBX: Pillow's own conversions.
   if mode == 'LAB':
-    from PIL import ImageCms  # pylint: disable=g-import-not-at-top
+    from PIL import ImageCms  # Optional (needs LittleCMS): only LAB uses it.
     return ImageCms.applyTransform(image, ImageCms.buildTransform(
         ImageCms.createProfile('LAB'), ImageCms.createProfile('sRGB'),
         'LAB', 'RGB'))
@@ -281,106 +281,30 @@ def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
   return np.ascontiguousarray(array)
 
 
-# --- Model inputs -------------------------------------------------------------
+# --- Folders ------------------------------------------------------------------
 
 
-def border_color(pixels: np.ndarray) -> np.ndarray:
-  """Per-channel median of the outermost rows and columns: [3] uint8."""
-  border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0],
-                           pixels[:, -1]], axis=0)
-  return np.median(border, axis=0).astype(np.uint8)
+def list_folder(folder: str) -> list[str]:
+  """A folder's files in sorted name order, hidden and text files skipped."""
+  names = sorted(
+      name for name in os.listdir(folder)
+      if not name.startswith('.') and not name.lower().endswith(
+          SKIPPED_SUFFIXES) and not os.path.isdir(os.path.join(folder, name)))
+  return [os.path.join(folder, name) for name in names]
 
 
-def _resize(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
-  """Antialiased bilinear resize (as tf.image.resize(antialias=True))."""
-  if pixels.shape[1] == width and pixels.shape[0] == height:
-    return pixels
-  image = Image.fromarray(pixels)
-  # A huge image is first shrunk by an integer factor (a box filter): fast,
-  # and it bounds the cost of the bilinear filter.
-  factor = min(pixels.shape[1] // max(width, 1),
-               pixels.shape[0] // max(height, 1)) // 4
-  if factor >= 2:
-    image = image.reduce(factor)
-  return np.asarray(image.resize((width, height), Image.BILINEAR))
+def expand_inputs(inputs) -> list[ImageSource]:
+  """Flattens inputs to a list of single images (folders expanded).
 
-
-def fit_size(image_width: int, image_height: int, height: int, width: int,
-             variable_width: bool) -> tuple[int, int]:
-  """The (width, height) an image is resized to before padding."""
-  if variable_width:
-    new_width = int(np.round(image_width * height / image_height))
-    return max(1, min(width, new_width)), height
-  scale = min(height / image_height, width / image_width)
-  return (max(1, min(width, round(image_width * scale))),
-          max(1, min(height, round(image_height * scale))))
-
-
-def resize_to_height(image: np.ndarray, height: int,
-                     max_width: int | None = None) -> np.ndarray:
-  """Resizes to `height` keeping the aspect ratio, squeezing to max_width."""
-  new_width, _ = fit_size(image.shape[1], image.shape[0], height,
-                          max_width or (1 << 30), variable_width=True)
-  return _resize(image, new_width, height)
-
-
-def fit_to_canvas(image: np.ndarray, height: int, width: int,
-                  variable_width: bool) -> tuple[np.ndarray, int]:
-  """uint8 [height, width, 3] canvas and the width covered by the image.
-
-  Variable width: resized to `height` (squeezed to `width` if longer) and
-  padded on the right by repeating its last column, as
-  `input_pipeline.decode_image` does. Fixed size: fitted into the canvas
-  keeping the aspect ratio and centred on the median border colour; the
-  whole width counts as covered.
+  `inputs` is one source or a list or tuple of them; a folder path stands
+  for `list_folder(folder)`.
   """
-  new_width, new_height = fit_size(image.shape[1], image.shape[0], height,
-                                   width, variable_width)
-  resized = _resize(image, new_width, new_height)
-  if variable_width:
-    edge = np.repeat(resized[:, -1:], width - new_width, axis=1)
-    return np.concatenate([resized, edge], axis=1), new_width
-  canvas = np.empty((height, width, 3), np.uint8)
-  canvas[...] = border_color(resized)
-  top = (height - new_height) // 2
-  left = (width - new_width) // 2
-  canvas[top:top + new_height, left:left + new_width] = resized
-  return canvas, width
-
-
-def preprocess(image: np.ndarray, height: int, width: int,
-               variable_width: bool) -> tuple[np.ndarray, int]:
-  """Resizes and normalises RGB pixels as the training data looked.
-
-  Variable-width models (text lines), exactly as
-  `input_pipeline.decode_image` + `normalize_batch`: the image is resized to
-  `height` keeping its aspect ratio (antialiased bilinear), its width capped
-  at `width` (a longer line is squeezed), normalised, and zeroed on the
-  right of its true width up to `width`.
-
-  Fixed-size models (digit strings, trained on height x width renders with
-  background all around the text): the image is fitted into height x width
-  keeping its aspect ratio and centred on a canvas filled with the median
-  colour of its border, so the model sees no padding it was never trained
-  on; the width returned is the full `width`, as in training.
-
-  Args:
-    image: [h, w, 3] uint8 RGB pixels (from `read_image`).
-    height: the model's image height.
-    width: the model's image width (the maximum width if variable).
-    variable_width: whether the model reads variable-width lines.
-
-  Returns:
-    ([height, width, 3] float32 pixels normalised with the ImageNet mean and
-    std, the width in pixels covered by the image).
-  """
-  canvas, true_width = fit_to_canvas(image, height, width, variable_width)
-  output = normalize(canvas)
-  output[:, true_width:] = 0.0
-  return output, true_width
-
-
-def normalize(pixels: np.ndarray) -> np.ndarray:
-  """uint8 [..., 3] -> float32 normalised with the ImageNet mean/std."""
-  return ((pixels.astype(np.float32) / 255.0 - IMAGENET_MEAN) /
-          IMAGENET_STD).astype(np.float32)
+  if not isinstance(inputs, (list, tuple)):
+    inputs = [inputs]
+  sources = []
+  for item in inputs:
+    if isinstance(item, (str, os.PathLike)) and os.path.isdir(item):
+      sources.extend(list_folder(os.fspath(item)))
+    else:
+      sources.append(item)
+  return sources

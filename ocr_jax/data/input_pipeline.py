@@ -1,8 +1,9 @@
 """tf.data input pipeline: per-process split, decode, fix height, pad width.
 
 Batches are dicts of numpy arrays (B = per-process batch size):
-  image         float32 [B, H, W, 3], ImageNet mean/std normalised; columns
-                at or after `width` (and padded rows) are exactly 0.
+  image         float32 [B, H, W, 3], standardized with the ImageNet mean
+                and std (`preprocess`); columns at or after `width` (and
+                padded rows) are exactly 0.
   width         int32 [B], true image width in pixels before padding.
   labels        int32 [B, max_label_length + 1]: char ids, EOS, then PAD.
   label_length  int32 [B], characters in the label (EOS excluded).
@@ -11,7 +12,10 @@ Batches are dicts of numpy arrays (B = per-process batch size):
 Images keep their aspect ratio: they are resized to `config.image_height`
 and padded on the right to exactly `config.image_width` (one static shape,
 so the model compiles once). An image wider than `config.image_width` after
-resizing is squeezed horizontally to fit.
+resizing is squeezed horizontally to fit. The resize and the standardization
+are reading's (`ocr_jax.data.preprocess`): the same Pillow code fits each
+image, and the mean/std step repeats `preprocess.standardize` in tf ops,
+after augmentation.
 
 Training (`create_train_iterator`): this process's slice of 'train'
 (`tfds.split_for_jax_process`), decoded once and cached in memory when it
@@ -41,12 +45,11 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from ocr_jax.data import augment
+from ocr_jax.data import preprocess
 from ocr_jax.text import charset
 # Importing ocr_jax.data.datasets (here via khmer_text) registers the builders.
 from ocr_jax.data.datasets import khmer_text
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # Training data up to this size is cached decoded (else as PNG bytes).
 MAX_DECODED_CACHE_BYTES = 512 * 2**20
 
@@ -124,29 +127,34 @@ def encode_label(text, sample, table, vocab, max_length):
   return tf.ensure_shape(labels, [max_length + 1]), length
 
 
+def _fit(image: np.ndarray, height: int,
+         max_width: int) -> tuple[np.ndarray, np.int32]:
+  """`preprocess.fit_to_canvas` (variable width), for tf.numpy_function."""
+  canvas, width = preprocess.fit_to_canvas(image, height, max_width,
+                                           variable_width=True)
+  return canvas, np.int32(width)
+
+
 def _decode_and_fit(encoded, height: int, max_width: int):
   """`decode_image` plus the stored image's [height, width] (int32 [2])."""
   image = tf.io.decode_png(encoded, channels=3)
   shape = tf.shape(image)[:2]
-  new_width = tf.cast(tf.round(tf.cast(shape[1], tf.float32) * height /
-                               tf.cast(shape[0], tf.float32)), tf.int32)
-  new_width = tf.clip_by_value(new_width, 1, max_width)
-  image = tf.cond(
-      tf.logical_and(tf.equal(shape[0], height), tf.equal(shape[1], new_width)),
-      lambda: image,
-      lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(
-          image, [height, new_width], antialias=True)), 0, 255), tf.uint8))
-  edge = tf.repeat(image[:, -1:], max_width - new_width, axis=1)
-  image = tf.concat([image, edge], axis=1)
-  return tf.ensure_shape(image, [height, max_width, 3]), new_width, shape
+  # Reading's own resize (Pillow), so that training and reading agree; the
+  # training examples are cached decoded, so most pay this once.
+  image, width = tf.numpy_function(
+      lambda pixels: _fit(pixels, height, max_width), [image],
+      (tf.uint8, tf.int32), stateful=False)
+  return (tf.ensure_shape(image, [height, max_width, 3]),
+          tf.ensure_shape(width, []), shape)
 
 
 def decode_image(encoded, height: int, max_width: int):
   """PNG bytes -> (uint8 [height, max_width, 3], true width int32).
 
-  Resizes to `height` keeping the aspect (squeezing images wider than
-  max_width), then pads to max_width by repeating the last column, so
-  augmentation sees background there; `normalize_batch` zeroes it.
+  `preprocess.fit_to_canvas` with variable width: resizes to `height`
+  keeping the aspect (squeezing images wider than max_width), then pads to
+  max_width by repeating the last column, so augmentation sees background
+  there; `standardize_batch` zeroes it.
   """
   image, width, _ = _decode_and_fit(encoded, height, max_width)
   return image, width
@@ -160,15 +168,25 @@ def _fit_box(box, stored_shape, height: int, width):
   return tf.cast(box, tf.float32) * tf.stack([sx, sy, sx, sy])
 
 
-def normalize_batch(images, widths):
-  """float [B, H, W, 3] in [0, 1] -> ImageNet-normalised, 0 past widths."""
-  # (x - mean) / std, then the column mask, as one multiply-add.
+def to_unit_range(images):
+  """uint8 -> float32 x / 255: the first half of `preprocess.standardize`."""
+  return tf.cast(images, tf.float32) / 255.0
+
+
+def standardize_batch(images, widths):
+  """float32 [B, H, W, 3] in [0, 1] -> standardized, exactly 0 past widths.
+
+  The second half of `preprocess.standardize`, (x - PIXEL_MEAN) *
+  PIXEL_STD_INVERSE in the same order, so that without augmentation a batch
+  equals reading's `preprocess.prepare` bit for bit
+  (tests/preprocess_test.py).
+  """
   columns = tf.range(tf.shape(images)[2])
   keep = tf.cast(columns[None, :] < widths[:, None], images.dtype)
-  keep = keep[:, None, :, None]
-  scale = keep / tf.constant(IMAGENET_STD, images.dtype)
-  offset = -tf.constant(IMAGENET_MEAN, images.dtype) * scale
-  return images * scale + offset
+  # The column mask rides on the small [B, 1, W, 3] scale (cheaper than a
+  # select over the batch); + 0.0 turns the -0.0 of masked negatives to 0.
+  scale = keep[:, None, :, None] * tf.constant(preprocess.PIXEL_STD_INVERSE)
+  return (images - tf.constant(preprocess.PIXEL_MEAN)) * scale + 0.0
 
 
 def _example_fn(config, vocab, table, has_box: bool):
@@ -195,14 +213,14 @@ def _example_fn(config, vocab, table, has_box: bool):
 
 
 def _finish_batch(batch, augment_seed=None, noise_bank=None):
-  """uint8 batch -> float, optionally augmented, normalised and masked."""
+  """uint8 batch -> float, optionally augmented, standardized and masked."""
   batch = dict(batch)
   boxes = batch.pop('text_box')
-  images = tf.cast(batch['image'], tf.float32) / 255.0
+  images = to_unit_range(batch['image'])
   if augment_seed is not None:
     images = augment.augment_batch(images, batch['width'], augment_seed,
                                    noise_bank, boxes)
-  return dict(batch, image=normalize_batch(images, batch['width']))
+  return dict(batch, image=standardize_batch(images, batch['width']))
 
 
 def _has_box(builder) -> bool:
@@ -238,7 +256,7 @@ def _train_examples(builder, config, example_fn, seed: int):
 
 
 def _augmented_batches(ds, config, seed: int, batch_size: int):
-  """JPEG per example, then batch, then batched augmentation + normalising.
+  """JPEG per example, then batch, then batched augmentation + standardizing.
 
   Seeds are folded from (seed, process index) and the element or batch
   index, so the stream is deterministic and differs between processes.

@@ -52,6 +52,7 @@ import numpy as np
 
 from ocr_jax.text import charset
 from ocr_jax.data import image_io
+from ocr_jax.data import preprocess
 from ocr_jax.text import khmer_normalizer
 
 LABELS_FILE = 'labels.tsv'
@@ -281,10 +282,10 @@ def _builder_class(name: str):
       for index, item in enumerate(items):
         pixels = image_io.read_image(item.path)
         if self._fixed_width:
-          pixels, _ = image_io.fit_to_canvas(pixels, self._height,
-                                             self._fixed_width, False)
+          pixels, _ = preprocess.fit_to_canvas(pixels, self._height,
+                                               self._fixed_width, False)
         else:
-          pixels = image_io.resize_to_height(pixels, self._height)
+          pixels = preprocess.resize_to_height(pixels, self._height)
         yield index, {'image': pixels, 'text': item.text,
                       'width': np.int32(pixels.shape[1]),
                       'length': np.int32(len(item.text)),

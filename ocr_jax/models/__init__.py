@@ -1,14 +1,18 @@
 """OCR model presets and the one function that builds them.
 
-  model = create_model('small', vocab_size=15)
+  model = create_model('small', vocab_size=15)  # backend='auto'
+  images, widths, decoder_inputs = dummy_inputs(64, 128, 8)
   variables = model.init({'params': k1, 'dropout': k2}, images, widths,
                          decoder_inputs, train=False)
   logits, paddings = model.apply(variables, images, widths, decoder_inputs,
                                  train=True, rngs={'dropout': k3},
                                  mutable=['batch_stats'])[0]
 
-See `ocr_jax.models.ocr` for the call contract. The presets follow the
-prototype's table (docs: SEED_FACTS.md). Parameter counts for the 15-id
+See `ocr_jax.models.ocr` for the call contract. `backend` names the platform
+the model will run on ('auto': this process's); `ocr_jax.models.backend`
+says what it changes (how the model computes, never its parameters).
+
+The presets follow the prototype's table. Parameter counts for the 15-id
 digit vocabulary, float32 (tests/models_test.py checks the first four
 against the prototype's reported figures):
 
@@ -16,17 +20,19 @@ against the prototype's reported figures):
 
 The prototype's `text_*` presets list multi-head attention ("heads"); these
 models use a single additive (Bahdanau) attention of the same size instead,
-so `attention_heads` is recorded in the spec but not used.
+so `attention_heads` is recorded in the `Architecture` but not used.
 """
 
 import dataclasses
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from ocr_jax.models.attention_decoder import AttentionDecoder
-from ocr_jax.models.conv import CONV_IMPLS
+from ocr_jax.models.backend import Backend
+from ocr_jax.models.backend import get_backend
 from ocr_jax.models.efficientnet import EfficientNet
 from ocr_jax.models.encoder import BiLSTMEncoder
 from ocr_jax.models.encoder import ConvEncoder
@@ -40,7 +46,7 @@ Dtype = Any
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelSpec:
+class Architecture:
   """Architecture of one preset.
 
   Attributes:
@@ -77,19 +83,19 @@ class ModelSpec:
   stage_strides: tuple[tuple[int, int], ...] | None = None
 
 
-def _attention(**kwargs) -> ModelSpec:
-  return ModelSpec(kind='attention', **kwargs)
+def _attention(**kwargs) -> Architecture:
+  return Architecture(kind='attention', **kwargs)
 
 
-def _ctc(**kwargs) -> ModelSpec:
-  return ModelSpec(kind='ctc', **kwargs)
+def _ctc(**kwargs) -> Architecture:
+  return Architecture(kind='ctc', **kwargs)
 
 
 _TINY = dict(feature=32, encoder_hidden=32, decoder_hidden=32,
              attention_dim=32, resnet_widths=(8, 16, 16, 32),
              resnet_blocks=(1, 1, 1, 1))
 
-PRESETS: dict[str, ModelSpec] = {
+PRESETS: dict[str, Architecture] = {
     'small': _attention(feature=256, encoder_hidden=128, decoder_hidden=128,
                         attention_dim=128),
     'medium': _attention(feature=512, encoder_hidden=256, encoder_layers=2,
@@ -121,15 +127,9 @@ PRESETS: dict[str, ModelSpec] = {
 
 MODELS = {'attention': AttentionOCR, 'ctc': CTCOCR}
 
-# The LSTMs (BiLSTM encoder, attention decoder) compute in float32 whatever
-# the model dtype: their per-step products are small and latency-bound, and
-# on XLA:CPU bfloat16 only adds conversions to every step (a bfloat16
-# `small` step is ~8% faster with float32 LSTMs).
-RECURRENT_DTYPE = jnp.float32
 
-
-def get_spec(preset: str) -> ModelSpec:
-  """The spec of a preset; ValueError naming the valid presets if unknown."""
+def get_architecture(preset: str) -> Architecture:
+  """The architecture of a preset; ValueError naming the valid presets."""
   if preset not in PRESETS:
     raise ValueError(f'unknown model preset {preset!r}; valid presets: '
                      f'{", ".join(sorted(PRESETS))}')
@@ -138,68 +138,94 @@ def get_spec(preset: str) -> ModelSpec:
 
 def model_kind(preset: str) -> str:
   """'attention' or 'ctc'."""
-  return get_spec(preset).kind
+  return get_architecture(preset).kind
 
 
-def _backbone(spec: ModelSpec, dtype: Dtype, conv_impl: str) -> nn.Module:
-  if spec.backbone == 'resnet18':
-    return ResNet(stage_sizes=spec.resnet_blocks, widths=spec.resnet_widths,
-                  stage_strides=spec.stage_strides or DEFAULT_STAGE_STRIDES,
-                  stem_features=spec.resnet_widths[0], dtype=dtype,
-                  conv_impl=conv_impl)
-  if spec.backbone == 'efficientnet_b0':
-    kwargs = {'stage_strides': spec.stage_strides} if spec.stage_strides else {}
-    return EfficientNet(dtype=dtype, conv_impl=conv_impl, **kwargs)
-  raise ValueError(f'unknown backbone {spec.backbone!r}')
+def dummy_inputs(image_height: int, image_width: int, max_label_length: int,
+                 batch_size: int = 1) -> tuple[jax.Array, ...]:
+  """Inputs for `model.init` (and for tracing a model at these shapes).
+
+  Args:
+    image_height: image rows.
+    image_width: image columns.
+    max_label_length: longest label; decoder inputs hold one more token
+      (BOS, then the label).
+    batch_size: examples.
+
+  Returns:
+    images [batch, height, width, 3] float32 zeros, widths [batch] int32
+    (all image_width) and decoder_inputs [batch, max_label_length + 1]
+    int32 zeros.
+  """
+  images = jnp.zeros((batch_size, image_height, image_width, 3), jnp.float32)
+  widths = jnp.full((batch_size,), image_width, jnp.int32)
+  decoder_inputs = jnp.zeros((batch_size, max_label_length + 1), jnp.int32)
+  return images, widths, decoder_inputs
 
 
-def _sequence_encoder(spec: ModelSpec, dtype: Dtype, conv_impl: str,
+def _backbone(arch: Architecture, dtype: Dtype,
+              backend: Backend) -> nn.Module:
+  if arch.backbone == 'resnet18':
+    return ResNet(stage_sizes=arch.resnet_blocks, widths=arch.resnet_widths,
+                  stage_strides=arch.stage_strides or DEFAULT_STAGE_STRIDES,
+                  stem_features=arch.resnet_widths[0], conv=backend.conv,
+                  max_pool=backend.max_pool, dtype=dtype)
+  if arch.backbone == 'efficientnet_b0':
+    kwargs = {'stage_strides': arch.stage_strides} if arch.stage_strides else {}
+    return EfficientNet(conv=backend.conv, dtype=dtype, **kwargs)
+  raise ValueError(f'unknown backbone {arch.backbone!r}')
+
+
+def _sequence_encoder(arch: Architecture, dtype: Dtype, backend: Backend,
                       dropout_rate: float) -> nn.Module:
-  if spec.encoder == 'bilstm':
-    return BiLSTMEncoder(spec.encoder_hidden, spec.encoder_layers,
-                         dropout_rate, RECURRENT_DTYPE)
-  if spec.encoder == 'conv':
-    return ConvEncoder(spec.encoder_hidden, spec.encoder_layers, dropout_rate,
-                       dtype, conv_impl)
-  raise ValueError(f'unknown encoder {spec.encoder!r}')
+  if arch.encoder == 'bilstm':
+    return BiLSTMEncoder(arch.encoder_hidden, arch.encoder_layers,
+                         dropout_rate, backend.recurrent_dtype or dtype)
+  if arch.encoder == 'conv':
+    return ConvEncoder(arch.encoder_hidden, arch.encoder_layers, dropout_rate,
+                       dtype, backend.conv)
+  raise ValueError(f'unknown encoder {arch.encoder!r}')
 
 
-def build_model(spec: ModelSpec, *, vocab_size: int,
-                dtype: Dtype = jnp.float32, conv_impl: str = 'auto',
+def build_model(arch: Architecture, *, vocab_size: int,
+                dtype: Dtype = jnp.float32, backend: str | Backend = 'auto',
                 dropout_rate: float = 0.1) -> nn.Module:
-  """The model described by `spec` (see `create_model`)."""
-  if conv_impl not in CONV_IMPLS:
-    raise ValueError(f'conv_impl {conv_impl!r} is not one of {CONV_IMPLS}')
+  """The model described by `arch` (see `create_model`)."""
+  if not isinstance(backend, Backend):
+    backend = get_backend(backend)
   encoder = OCREncoder(
-      backbone=_backbone(spec, dtype, conv_impl),
-      sequence_encoder=_sequence_encoder(spec, dtype, conv_impl,
-                                         dropout_rate),
-      feature=spec.feature, dropout_rate=dropout_rate, dtype=dtype)
-  if spec.kind == 'attention':
-    decoder = AttentionDecoder(vocab_size, spec.decoder_hidden,
-                               spec.decoder_layers, spec.attention_dim,
-                               dropout_rate, RECURRENT_DTYPE)
+      backbone=_backbone(arch, dtype, backend),
+      sequence_encoder=_sequence_encoder(arch, dtype, backend, dropout_rate),
+      feature=arch.feature, dropout_rate=dropout_rate, dtype=dtype)
+  if arch.kind == 'attention':
+    decoder = AttentionDecoder(vocab_size, arch.decoder_hidden,
+                               arch.decoder_layers, arch.attention_dim,
+                               dropout_rate, backend.recurrent_dtype or dtype,
+                               backend.location_filter)
     return MODELS['attention'](encoder=encoder, decoder=decoder)
-  return MODELS[spec.kind](encoder=encoder, vocab_size=vocab_size,
+  return MODELS[arch.kind](encoder=encoder, vocab_size=vocab_size,
                            dropout_rate=dropout_rate, dtype=dtype)
 
 
 def create_model(preset: str, *, vocab_size: int, dtype: Dtype = jnp.float32,
-                 conv_impl: str = 'auto',
+                 backend: str | Backend = 'auto',
                  dropout_rate: float = 0.1) -> nn.Module:
-  """Builds a preset.
+  """Builds a preset for a platform.
 
   Args:
     preset: a key of PRESETS.
     vocab_size: output classes (special tokens included).
-    dtype: computation dtype of the CNN, projections and CTC head (the LSTMs
-      stay float32, see RECURRENT_DTYPE); parameters stay float32 and
-      logits are returned as float32.
-    conv_impl: convolution implementation, see `ocr_jax.models.conv`.
+    dtype: computation dtype of the CNN, projections and CTC head (and of
+      the LSTMs unless the backend keeps them in float32, as on CPU);
+      parameters stay float32 and logits are returned as float32.
+    backend: the platform the model runs on: 'auto' (this process's
+      `jax.default_backend()`), 'cpu', 'gpu', 'cuda', 'rocm' or 'tpu', or a
+      `Backend` (see `ocr_jax.models.backend`). It changes only how the
+      model computes; every backend has the same parameters.
     dropout_rate: dropout rate everywhere.
 
   Returns:
     An `AttentionOCR` or `CTCOCR`.
   """
-  return build_model(get_spec(preset), vocab_size=vocab_size, dtype=dtype,
-                     conv_impl=conv_impl, dropout_rate=dropout_rate)
+  return build_model(get_architecture(preset), vocab_size=vocab_size,
+                     dtype=dtype, backend=backend, dropout_rate=dropout_rate)

@@ -3,19 +3,21 @@
 One `DecoderCell` step: embed the previous token, attend over the encoder
 memory with the top LSTM layer's previous state as the query, feed
 [embedding; context] through the LSTM stack, and predict the next token from
-[output; context]. `AttentionDecoder` runs the cell over a whole teacher-forced
-sequence with `nn.scan`; the decoding functions in `ocr_jax.models.decode` call the
-same cell one step at a time. The attention keys are projected once per
-sequence, outside the scan.
+[output; context]. `AttentionDecoder` runs the cell over a whole
+teacher-forced sequence with `nn.scan`; the decoding functions in
+`ocr_jax.models.decode` call the same cell one step at a time. The
+attention keys are projected once per sequence, outside the scan.
 """
 
 from typing import Any
 
 import flax.linen as nn
 import jax
+from jax import lax
 import jax.numpy as jnp
 
 Dtype = Any
+ModuleDef = Any
 # (LSTM (c, h) per layer, previous attention weights [batch, time]).
 Carry = tuple[tuple[tuple[jax.Array, jax.Array], ...], jax.Array]
 # Width of the 1-D filter over the previous attention weights.
@@ -23,34 +25,54 @@ _LOCATION_KERNEL = 9
 
 _MASKED = -1e9
 
+LOCATION_FILTER_FORMS = ('conv', 'product')
+
 
 class LocationFilter(nn.Module):
-  """1-D 'SAME' convolution of the attention weights, as one product.
+  """1-D 'SAME' convolution of the attention weights, without bias.
 
   Holds `nn.Conv(features, (kernel,), use_bias=False)`'s parameter ('kernel'
-  [kernel, 1, features]) and initialiser. XLA:CPU's convolution for this
-  one-channel filter (and above all its kernel gradient, once per decoder
-  step) cost more than the rest of the attention.
+  [kernel, 1, features]) and initialiser in both forms, so checkpoints move
+  between them:
+
+    'conv'     `lax.conv_general_dilated`, as `nn.Conv` computes it; for GPU
+               and TPU.
+    'product'  the kernel-width windows of the padded weights times the
+               kernel, one matrix product. XLA:CPU's convolution for this
+               one-channel filter (and above all its kernel gradient, once
+               per decoder step) cost more than the rest of the attention.
 
   Attributes:
     features: output channels.
     kernel: filter width (odd).
     dtype: computation dtype.
+    form: 'conv' or 'product' (see above; `ocr_jax.models.backend` picks).
   """
   features: int
   kernel: int
   dtype: Dtype = jnp.float32
+  form: str = 'conv'
 
   @nn.compact
   def __call__(self, weights: jax.Array) -> jax.Array:
     """[batch, time] -> [batch, time, features]."""
+    if self.form not in LOCATION_FILTER_FORMS:
+      raise ValueError(f'LocationFilter form {self.form!r} is not one of '
+                       f'{LOCATION_FILTER_FORMS}')
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
                         (self.kernel, 1, self.features))
-    time, before = weights.shape[1], (self.kernel - 1) // 2
-    padded = jnp.pad(weights, ((0, 0), (before, self.kernel - 1 - before)))
+    kernel = kernel.astype(self.dtype)
+    before = (self.kernel - 1) // 2
+    pads = (before, self.kernel - 1 - before)
+    if self.form == 'conv':
+      return lax.conv_general_dilated(
+          weights[..., None].astype(self.dtype), kernel, (1,), (pads,),
+          dimension_numbers=('NWC', 'WIO', 'NWC'))
+    time = weights.shape[1]
+    padded = jnp.pad(weights, ((0, 0), pads))
     windows = jnp.stack([padded[:, i:i + time] for i in range(self.kernel)],
                         axis=-1)
-    return windows.astype(self.dtype) @ kernel[:, 0].astype(self.dtype)
+    return windows.astype(self.dtype) @ kernel[:, 0]
 
 
 class AdditiveAttention(nn.Module):
@@ -65,17 +87,19 @@ class AdditiveAttention(nn.Module):
   Attributes:
     attention_dim: size of the projected keys and query.
     dtype: computation dtype.
+    location_filter: the `LocationFilter` form (`ocr_jax.models.backend`).
   """
   attention_dim: int
   dtype: Dtype = jnp.float32
+  location_filter: ModuleDef = LocationFilter
 
   def setup(self):
     self.key_proj = nn.Dense(self.attention_dim, use_bias=False,
                              dtype=self.dtype)
     self.query_proj = nn.Dense(self.attention_dim, dtype=self.dtype)
     self.energy = nn.Dense(1, use_bias=False, dtype=self.dtype)
-    self.location = LocationFilter(self.attention_dim, _LOCATION_KERNEL,
-                                   dtype=self.dtype)
+    self.location = self.location_filter(self.attention_dim,
+                                         _LOCATION_KERNEL, dtype=self.dtype)
 
   def project_keys(self, memory: jax.Array) -> jax.Array:
     """[batch, time, memory_dim] -> [batch, time, attention_dim]."""
@@ -115,6 +139,7 @@ class DecoderCell(nn.Module):
     attention_dim: additive attention size.
     dropout_rate: dropout between LSTM layers and before the output layer.
     dtype: computation dtype.
+    location_filter: the `LocationFilter` form (`ocr_jax.models.backend`).
   """
   vocab_size: int
   hidden: int
@@ -122,10 +147,12 @@ class DecoderCell(nn.Module):
   attention_dim: int = 128
   dropout_rate: float = 0.1
   dtype: Dtype = jnp.float32
+  location_filter: ModuleDef = LocationFilter
 
   def setup(self):
     self.embed = nn.Embed(self.vocab_size, self.hidden, dtype=self.dtype)
-    self.attention = AdditiveAttention(self.attention_dim, dtype=self.dtype)
+    self.attention = AdditiveAttention(self.attention_dim, dtype=self.dtype,
+                                       location_filter=self.location_filter)
     self.cells = [
         nn.OptimizedLSTMCell(self.hidden, dtype=self.dtype, name=f'lstm{i}')
         for i in range(self.num_layers)
@@ -183,6 +210,7 @@ class AttentionDecoder(nn.Module):
     attention_dim: additive attention size.
     dropout_rate: dropout rate.
     dtype: computation dtype.
+    location_filter: the `LocationFilter` form (`ocr_jax.models.backend`).
   """
   vocab_size: int
   hidden: int
@@ -190,10 +218,12 @@ class AttentionDecoder(nn.Module):
   attention_dim: int = 128
   dropout_rate: float = 0.1
   dtype: Dtype = jnp.float32
+  location_filter: ModuleDef = LocationFilter
 
   def setup(self):
     self.cell = DecoderCell(self.vocab_size, self.hidden, self.num_layers,
-                            self.attention_dim, self.dropout_rate, self.dtype)
+                            self.attention_dim, self.dropout_rate, self.dtype,
+                            self.location_filter)
 
   def project_keys(self, memory: jax.Array) -> jax.Array:
     """[batch, time, memory_dim] -> [batch, time, attention_dim]."""

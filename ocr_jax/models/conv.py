@@ -3,21 +3,23 @@
 `Conv` is a drop-in for `flax.linen.Conv` on NHWC inputs: the same parameter
 names and shapes ('kernel' [kh, kw, cin / groups, cout], optional 'bias'
 [cout]), so checkpoints move freely between implementations. Only the way the
-convolution is computed changes:
+convolution is computed changes (`Conv.impl`):
 
-  'native'  `lax.conv_general_dilated` (XLA's own convolution).
+  'native'  `lax.conv_general_dilated` (XLA's own convolution); what GPU and
+            TPU use.
   'matmul'  im2col: the kernel-tap windows of the padded input are strided
             slices, concatenated on the channel axis and multiplied by the
             kernel reshaped to [taps * cin, cout] in one matrix multiply.
             Kernel taps that only ever read zero padding (a 3x3 kernel on a
             feature map one row high) are left out, which is exact.
             Depthwise convolutions become a sum of shifted elementwise
-            products instead.
-  'shift'   one matrix multiply x @ kernel[cin, taps * cout], then the sum of
-            the taps' shifted windows of the product. Kept for benchmarks; its
-            gradient is slow on XLA:CPU.
-  'auto'    'native' on GPU/TPU; on CPU the rule in `cpu_conv_impl`, chosen
-            from benchmarks/conv_benchmark.py on a 2-core AVX-512 machine.
+            products instead. Forced everywhere only by tests and benchmarks.
+  'cpu'     'native' or 'matmul' per layer, by the rule in `cpu_conv_impl`,
+            chosen from benchmarks/conv_benchmark.py on a 2-core AVX-512
+            machine.
+
+The implementation is fixed when the model is built (see
+`ocr_jax.models.backend`), never looked up from the machine that traces it.
 
 With a bfloat16 computation dtype every implementation multiplies bfloat16
 operands and accumulates in float32 (`preferred_element_type`), in the
@@ -37,7 +39,7 @@ import jax.numpy as jnp
 Dtype = Any
 Pads = tuple[tuple[int, int], tuple[int, int]]
 
-CONV_IMPLS = ('auto', 'native', 'matmul', 'shift')
+CONV_IMPLS = ('native', 'matmul', 'cpu')
 _DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
 
 
@@ -80,16 +82,14 @@ def cpu_conv_impl(in_shape: Sequence[int], kernel_shape: Sequence[int],
   return 'matmul' if skips_taps else 'native'
 
 
-def resolve_conv_impl(conv_impl: str, in_shape: Sequence[int],
+def resolve_conv_impl(impl: str, in_shape: Sequence[int],
                       kernel_shape: Sequence[int], strides: Sequence[int],
                       pads: Pads, groups: int = 1) -> str:
-  """Maps 'auto' to a concrete implementation for the default backend."""
-  if conv_impl not in CONV_IMPLS:
-    raise ValueError(f'conv_impl {conv_impl!r} is not one of {CONV_IMPLS}')
-  if conv_impl != 'auto':
-    return conv_impl
-  if jax.default_backend() != 'cpu':
-    return 'native'
+  """The concrete implementation ('native' or 'matmul') of one layer."""
+  if impl not in CONV_IMPLS:
+    raise ValueError(f'conv impl {impl!r} is not one of {CONV_IMPLS}')
+  if impl != 'cpu':
+    return impl
   return cpu_conv_impl(in_shape, kernel_shape, strides, pads, groups)
 
 
@@ -102,61 +102,6 @@ def explicit_padding(padding: str | Sequence[tuple[int, int]],
   else:
     pads = padding
   return tuple((int(lo), int(hi)) for lo, hi in pads)
-
-
-# ---------------------------------------------------------------------------
-# Mixed-precision matrix multiply.
-
-
-@functools.cache
-def _mixed_dot(compute_dtype: Dtype):
-  """a [..., k] (compute_dtype) @ b [k, n] (any float) -> [..., n] float32.
-
-  b is cast to compute_dtype inside, so its gradient comes back in b's own
-  dtype (float32 for parameters). A custom gradient keeps both backward
-  products in compute_dtype with float32 accumulation; JAX's own transpose of
-  a mixed product would multiply in float32.
-  """
-  def contract_last(a, b):
-    return lax.dot_general(a, b, (((a.ndim - 1,), (0,)), ((), ())),
-                           preferred_element_type=jnp.float32)
-
-  @jax.custom_vjp
-  def dot(a, b):
-    return contract_last(a, b.astype(compute_dtype))
-
-  def dot_fwd(a, b):
-    return dot(a, b), (a, b)
-
-  def dot_bwd(residuals, g):
-    a, b = residuals
-    b_c, g_c = b.astype(compute_dtype), g.astype(compute_dtype)
-    batch = tuple(range(a.ndim - 1))
-    # da [..., k] = g [..., n] . b [k, n]^T;  db [k, n] = a^T . g.
-    da = lax.dot_general(g_c, b_c, (((g.ndim - 1,), (1,)), ((), ())),
-                         preferred_element_type=jnp.float32)
-    db = lax.dot_general(a, g_c, ((batch, batch), ((), ())),
-                         preferred_element_type=jnp.float32)
-    return da.astype(a.dtype), db.astype(b.dtype)
-
-  dot.defvjp(dot_fwd, dot_bwd)
-  return dot
-
-
-def matmul(a: jax.Array, b: jax.Array, dtype: Dtype) -> jax.Array:
-  """a [..., k] @ b [k, n] computed in `dtype`, returned in `dtype`.
-
-  float32 is a plain product; a narrower dtype multiplies in that dtype and
-  accumulates in float32 (also in the gradient products).
-  """
-  return _dot_f32(a, b, dtype).astype(dtype)
-
-
-def _dot_f32(a: jax.Array, b: jax.Array, dtype: Dtype) -> jax.Array:
-  """Like `matmul`, but returns the float32 accumulator."""
-  if jnp.dtype(dtype) == jnp.float32:
-    return lax.dot_general(a, b, (((a.ndim - 1,), (0,)), ((), ())))
-  return _mixed_dot(jnp.dtype(dtype))(a.astype(dtype), b)
 
 
 # ---------------------------------------------------------------------------
@@ -397,39 +342,15 @@ def _depthwise_bwd(strides, pads, dtype, residuals, g):
 _depthwise.defvjp(_depthwise_fwd, _depthwise_bwd)
 
 
-def _shift_conv(x, kernel, strides, pads, groups, dtype):
-  """Convolution as x @ kernel[Cin, taps*Cout], then summed shifted windows."""
-  if groups != 1:
-    return _im2col_conv(x, kernel, strides, pads, groups, dtype)
-  kh, kw, cin, cout = kernel.shape
-  wide = jnp.transpose(kernel, (2, 0, 1, 3)).reshape(cin, kh * kw * cout)
-  z = _dot_f32(x, wide, dtype)
-  z = z.reshape(*x.shape[:3], kh * kw, cout)
-  b, h, w, _ = x.shape
-  (sh, sw) = strides
-  ho = _out_size(h, kh, sh, pads[0])
-  wo = _out_size(w, kw, sw, pads[1])
-  zp = jnp.pad(z, ((0, 0), pads[0], pads[1], (0, 0), (0, 0)))
-  out = None
-  for i in range(kh):
-    for j in range(kw):
-      win = lax.slice(zp, (0, i, j, i * kw + j, 0),
-                      (b, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1,
-                       i * kw + j + 1, cout), (1, sh, sw, 1, 1))[..., 0, :]
-      out = win if out is None else out + win
-  return out.astype(dtype)
-
-
 _IMPLS = {
     'native': _native_conv,
     'matmul': _im2col_conv,
-    'shift': _shift_conv,
 }
 
 
 def conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1),
            padding: str | Sequence[tuple[int, int]] = 'SAME',
-           groups: int = 1, impl: str = 'auto',
+           groups: int = 1, impl: str = 'native',
            dtype: Dtype = jnp.float32) -> jax.Array:
   """2-D convolution of NHWC inputs with an HWIO kernel.
 
@@ -464,7 +385,8 @@ class Conv(nn.Module):
     use_bias: whether to add a 'bias' [features].
     dtype: computation dtype; the output has this dtype.
     param_dtype: parameter dtype.
-    conv_impl: one of CONV_IMPLS.
+    impl: one of CONV_IMPLS; the model's backend picks it (see
+      `ocr_jax.models.backend`).
     kernel_init: initializer of 'kernel'.
   """
   features: int
@@ -475,7 +397,7 @@ class Conv(nn.Module):
   use_bias: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
-  conv_impl: str = 'auto'
+  impl: str = 'native'
   kernel_init: Any = nn.initializers.variance_scaling(2.0, 'fan_out',
                                                       'normal')
 
@@ -487,7 +409,7 @@ class Conv(nn.Module):
     kernel = self.param('kernel', self.kernel_init,
                         (kh, kw, cin, self.features), self.param_dtype)
     y = conv2d(x, kernel, self.strides, self.padding,
-               self.feature_group_count, self.conv_impl, self.dtype)
+               self.feature_group_count, self.impl, self.dtype)
     if self.use_bias:
       bias = self.param('bias', nn.initializers.zeros, (self.features,),
                         self.param_dtype)

@@ -1,25 +1,26 @@
-"""Greedy and beam-search decoding for both model kinds.
+"""Decoding ids from both model kinds, and THE predict function.
 
-Pure functions of (model, variables, images, widths, ...); jit them with the
-model and the lengths static, e.g.
+`make_predict_fn(model, kind, max_length, beam_size)` is the one prediction
+function: training's evaluation jits it, and the reader and export serialise
+it. It picks one of three decoders, pure functions of (model, variables,
+images, widths, ...):
 
-  decode_fn = jax.jit(greedy_decode, static_argnums=(0, 4))
+  ctc_best_path          CTC: per-frame argmax, repeats collapsed, blanks
+                         dropped, packed left (no prefix beam search: a CTC
+                         model decodes best path whatever the beam size).
+  attention_greedy       attention: max_length + 1 steps from BOS, PAD after
+                         the first EOS.
+  attention_beam_search  attention: `beam_size` hypotheses in one pool,
+                         alive or finished, ranked by log-probability /
+                         length ** length_penalty; beam_size 1 is greedy.
 
-Both return ids [batch, max_length + 1] int32 laid out like the attention
+All return ids [batch, max_length + 1] int32 laid out like the attention
 targets: the characters, then EOS, then PAD. The models are reached only
 through `model.apply(..., method=...)`: `encode`, `initial_carry` and
 `decode_step` of `AttentionOCR`, and the plain call of `CTCOCR`.
-
-Attention: greedy decoding runs max_length + 1 steps from BOS and emits PAD
-after the first EOS. Beam search keeps `beam_size` hypotheses in one pool,
-alive or finished, ranked by log-probability / length ** length_penalty;
-with beam_size 1 it equals greedy decoding.
-
-CTC: greedy decoding is best path (per-frame argmax, repeats collapsed,
-blanks dropped, packed left). `beam_search_decode` for CTC is also best
-path, scored by the log-probability of that path; a prefix beam search is
-not implemented.
 """
+
+from typing import Callable
 
 import jax
 from jax import lax
@@ -31,10 +32,6 @@ _NEG_INF = -1e9
 # Ids never emitted as characters by CTC decoding.
 _CTC_DROPPED = (charset.PAD_ID, charset.EOS_ID, charset.BOS_ID,
                 charset.BLANK_ID)
-
-
-def _model_kind(model) -> str:
-  return getattr(model, 'kind')
 
 
 # --- CTC ----------------------------------------------------------------------
@@ -76,12 +73,26 @@ def ctc_collapse(frame_ids: jax.Array, frame_probs: jax.Array,
   return ids, probs
 
 
-def _ctc_best_path(model, variables, images, widths):
+def ctc_best_path(model, variables, images: jax.Array, widths: jax.Array,
+                  max_length: int) -> tuple[jax.Array, jax.Array]:
+  """Best-path CTC decoding.
+
+  Args:
+    model: a `CTCOCR` (static under jit).
+    variables: {'params', 'batch_stats'}.
+    images: [batch, height, width, 3] float32.
+    widths: [batch] int32 true pixel widths.
+    max_length: the longest output in characters (static under jit).
+
+  Returns:
+    ids [batch, max_length + 1] int32 (characters, EOS, then PAD) and
+    probabilities [batch, max_length + 1] float32: of the kept frame's
+    argmax per character, 1.0 at EOS and PAD.
+  """
   logits, paddings = model.apply(variables, images, widths, train=False)
-  log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-  frame_ids = jnp.argmax(log_probs, axis=-1)
-  frame_log_probs = jnp.max(log_probs, axis=-1)
-  return frame_ids, frame_log_probs, paddings
+  probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+  return ctc_collapse(jnp.argmax(probs, axis=-1), jnp.max(probs, axis=-1),
+                      paddings, max_length)
 
 
 # --- Attention ----------------------------------------------------------------
@@ -111,7 +122,22 @@ def _step(model, variables, carry, tokens, encoded):
   return carry, jax.nn.log_softmax(logits, axis=-1)
 
 
-def _attention_greedy(model, variables, images, widths, max_length):
+def attention_greedy(model, variables, images: jax.Array, widths: jax.Array,
+                     max_length: int) -> tuple[jax.Array, jax.Array]:
+  """Greedy decoding of an attention model.
+
+  Args:
+    model: an `AttentionOCR` (static under jit).
+    variables: {'params', 'batch_stats'}.
+    images: [batch, height, width, 3] float32.
+    widths: [batch] int32 true pixel widths.
+    max_length: the longest output in characters (static under jit).
+
+  Returns:
+    ids [batch, max_length + 1] int32 (characters, EOS, then PAD) and
+    probabilities [batch, max_length + 1] float32 of each chosen token (EOS
+    included), 1.0 at PAD.
+  """
   carry, encoded = _encode(model, variables, images, widths)
   batch = images.shape[0]
 
@@ -128,31 +154,6 @@ def _attention_greedy(model, variables, images, widths, max_length):
            jnp.zeros((batch,), bool))
   _, (ids, probs) = lax.scan(body, start, None, length=max_length + 1)
   return ids.T, probs.T
-
-
-def greedy_decode(model, variables, images: jax.Array, widths: jax.Array,
-                  max_length: int) -> tuple[jax.Array, jax.Array]:
-  """Greedy decoding.
-
-  Args:
-    model: an `AttentionOCR` or `CTCOCR` (static under jit).
-    variables: {'params', 'batch_stats'}.
-    images: [batch, height, width, 3] float32.
-    widths: [batch] int32 true pixel widths.
-    max_length: the longest output in characters (static under jit).
-
-  Returns:
-    ids [batch, max_length + 1] int32 (characters, EOS, then PAD) and
-    confidences [batch, max_length + 1] float32: the probability of each
-    emitted id (attention: of the chosen token, EOS included; CTC: of the
-    kept frame), 1.0 at PAD positions (and at CTC's appended EOS).
-  """
-  if _model_kind(model) == 'ctc':
-    frame_ids, frame_log_probs, paddings = _ctc_best_path(
-        model, variables, images, widths)
-    return ctc_collapse(frame_ids, jnp.exp(frame_log_probs), paddings,
-                        max_length)
-  return _attention_greedy(model, variables, images, widths, max_length)
 
 
 def _gather_beams(tree, indices: jax.Array):
@@ -196,8 +197,27 @@ def _beam_candidates(log_probs, scores, lengths, finished, t, length_penalty):
   return raw.reshape(raw.shape[0], -1), norm.reshape(norm.shape[0], -1)
 
 
-def _attention_beam(model, variables, images, widths, max_length, beam_size,
-                    length_penalty):
+def attention_beam_search(model, variables, images: jax.Array,
+                          widths: jax.Array, max_length: int, beam_size: int,
+                          length_penalty: float = 0.6
+                          ) -> tuple[jax.Array, jax.Array]:
+  """Beam-search decoding of an attention model.
+
+  Args:
+    model: an `AttentionOCR` (static under jit).
+    variables: {'params', 'batch_stats'}.
+    images: [batch, height, width, 3] float32.
+    widths: [batch] int32 true pixel widths.
+    max_length: the longest output in characters (static under jit).
+    beam_size: hypotheses kept per image (static under jit).
+    length_penalty: hypotheses are ranked by log-probability divided by
+      length ** length_penalty (0 ranks by log-probability).
+
+  Returns:
+    ids [batch, max_length + 1] int32 (characters, EOS, then PAD) and scores
+    [batch] float32: the log-probability of the returned sequence, so
+    exp(scores) is its probability.
+  """
   batch, beams = images.shape[0], beam_size
   repeat = lambda x: jnp.repeat(x, beams, axis=0)
   carry, encoded = _encode(model, variables, images, widths)
@@ -238,32 +258,63 @@ def _attention_beam(model, variables, images, widths, max_length, beam_size,
   return seqs[:, 0], scores[:, 0]
 
 
-def beam_search_decode(model, variables, images: jax.Array, widths: jax.Array,
-                       max_length: int, beam_size: int,
-                       length_penalty: float = 0.6
-                       ) -> tuple[jax.Array, jax.Array]:
-  """Beam-search decoding (CTC: best path, see the module docstring).
+# --- The predict function -----------------------------------------------------
+
+
+def token_probabilities(model, kind: str, variables, images: jax.Array,
+                        widths: jax.Array, ids: jax.Array) -> jax.Array:
+  """Per-token probabilities of given ids (teacher-forced rescoring).
+
+  Attention models: the decoder's probability of each id given the previous
+  ones, over the tokens it can emit as in decoding (PAD positions 1.0). CTC
+  models have none: NaN.
+  """
+  if kind != 'attention':
+    return jnp.full(ids.shape, jnp.nan, jnp.float32)
+  bos = jnp.full((ids.shape[0], 1), charset.BOS_ID, ids.dtype)
+  decoder_inputs = jnp.concatenate([bos, ids[:, :-1]], axis=1)
+  logits, _ = model.apply(variables, images, widths, decoder_inputs,
+                          train=False)
+  logits = logits.astype(jnp.float32).at[..., _NEVER_EMITTED].set(_NEG_INF)
+  probs = jax.nn.softmax(logits, axis=-1)
+  chosen = jnp.take_along_axis(probs, ids[..., None], axis=-1)[..., 0]
+  return jnp.where(ids == charset.PAD_ID, 1.0, chosen)
+
+
+def make_predict_fn(model, kind: str, max_length: int,
+                    beam_size: int) -> Callable:
+  """(variables, images, widths) -> (ids, line confidences, token probs).
 
   Args:
-    model: an `AttentionOCR` or `CTCOCR` (static under jit).
-    variables: {'params', 'batch_stats'}.
-    images: [batch, height, width, 3] float32.
-    widths: [batch] int32 true pixel widths.
-    max_length: the longest output in characters (static under jit).
-    beam_size: hypotheses kept per image (static under jit).
-    length_penalty: hypotheses are ranked by log-probability divided by
-      length ** length_penalty (attention only; 0 ranks by log-probability).
+    model: the flax model.
+    kind: 'attention' or 'ctc'.
+    max_length: the longest label.
+    beam_size: 1 for greedy decoding, else beam search (attention models;
+      CTC models decode best path whatever the beam size).
 
   Returns:
-    ids [batch, max_length + 1] int32 (characters, EOS, then PAD) and scores
-    [batch] float32: the log-probability of the returned sequence (of the
-    best path for CTC), so exp(scores) is its probability.
+    A pure function of (variables {'params', 'batch_stats'}, images
+    [batch, height, width, 3] float32, widths [batch] int32) returning ids
+    [batch, max_length + 1] int32, line confidences [batch] float32 (greedy:
+    the product of the token probabilities, EOS included; beam search: exp
+    of the beam's log-probability) and per-token probabilities
+    [batch, max_length + 1] float32 (beam search: by rescoring the ids).
   """
-  if _model_kind(model) == 'ctc':
-    frame_ids, frame_log_probs, paddings = _ctc_best_path(
-        model, variables, images, widths)
-    ids, _ = ctc_collapse(frame_ids, jnp.exp(frame_log_probs), paddings,
-                          max_length)
-    return ids, jnp.sum(jnp.where(paddings > 0, 0.0, frame_log_probs), -1)
-  return _attention_beam(model, variables, images, widths, max_length,
-                         beam_size, length_penalty)
+  if kind not in ('attention', 'ctc'):
+    raise ValueError(f"unknown model kind {kind!r}; 'attention' or 'ctc'")
+
+  def predict(variables, images, widths):
+    if kind == 'ctc' or beam_size == 1:
+      decoder = ctc_best_path if kind == 'ctc' else attention_greedy
+      ids, probs = decoder(model, variables, images, widths, max_length)
+      line = jnp.prod(probs, axis=-1)
+    else:
+      ids, scores = attention_beam_search(model, variables, images, widths,
+                                          max_length, beam_size)
+      line = jnp.exp(scores)
+      probs = token_probabilities(model, kind, variables, images, widths,
+                                  ids)
+    return (ids.astype(jnp.int32), line.astype(jnp.float32),
+            probs.astype(jnp.float32))
+
+  return predict

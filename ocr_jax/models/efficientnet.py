@@ -18,6 +18,7 @@ from ocr_jax.models.conv import Conv
 from ocr_jax.models.resnet import batch_norm
 
 Dtype = Any
+ModuleDef = Any
 
 # (expand ratio, kernel, output channels, repeats) per stage, as in B0.
 B0_STAGES = ((1, 3, 16, 1), (6, 3, 24, 2), (6, 5, 40, 2), (6, 3, 80, 3),
@@ -37,22 +38,21 @@ class MBConv(nn.Module):
     kernel: depthwise kernel size.
     strides: (height, width) stride of the depthwise convolution.
     se_ratio: squeeze channels / input channels.
+    conv: the convolution module (`ocr_jax.models.backend`).
     dtype: computation dtype.
-    conv_impl: see `ocr_jax.models.conv`.
   """
   features: int
   expand_ratio: int
   kernel: int
   strides: tuple[int, int] = (1, 1)
   se_ratio: float = 0.25
+  conv: ModuleDef = Conv
   dtype: Dtype = jnp.float32
-  conv_impl: str = 'auto'
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     """[batch, h, w, cin] -> [batch, h / sh, w / sw, features]."""
-    conv = functools.partial(Conv, use_bias=False, dtype=self.dtype,
-                             conv_impl=self.conv_impl)
+    conv = functools.partial(self.conv, use_bias=False, dtype=self.dtype)
     cin = x.shape[-1]
     hidden = cin * self.expand_ratio
     y = x
@@ -81,15 +81,15 @@ class EfficientNet(nn.Module):
     stage_strides: (height, width) stride of each stage's first block.
     stem_features: channels of the 3x3/2 stem.
     head_features: channels of the final 1x1 convolution.
+    conv: the convolution module (`ocr_jax.models.backend`).
     dtype: computation dtype.
-    conv_impl: see `ocr_jax.models.conv`.
   """
   stages: Sequence[tuple[int, int, int, int]] = B0_STAGES
   stage_strides: Sequence[tuple[int, int]] = DEFAULT_STAGE_STRIDES
   stem_features: int = 32
   head_features: int = 1280
+  conv: ModuleDef = Conv
   dtype: Dtype = jnp.float32
-  conv_impl: str = 'auto'
 
   @property
   def time_stride(self) -> int:
@@ -110,8 +110,7 @@ class EfficientNet(nn.Module):
     Returns:
       [batch, height / 2 / prod(sh), width / time_stride, head_features].
     """
-    conv = functools.partial(Conv, use_bias=False, dtype=self.dtype,
-                             conv_impl=self.conv_impl)
+    conv = functools.partial(self.conv, use_bias=False, dtype=self.dtype)
     x = conv(self.stem_features, (3, 3), (2, 2), name='stem_conv')(
         images.astype(self.dtype))
     x = nn.swish(batch_norm(train, self.dtype, name='stem_norm')(x))
@@ -119,8 +118,8 @@ class EfficientNet(nn.Module):
         zip(self.stages, self.stage_strides)):
       for j in range(repeats):
         x = MBConv(features, expand, kernel,
-                   tuple(strides) if j == 0 else (1, 1), dtype=self.dtype,
-                   conv_impl=self.conv_impl,
+                   tuple(strides) if j == 0 else (1, 1), conv=self.conv,
+                   dtype=self.dtype,
                    name=f'stage{i + 1}_block{j + 1}')(x, train)
     x = conv(self.head_features, (1, 1), name='head_conv')(x)
     return nn.swish(batch_norm(train, self.dtype, name='head_norm')(x))

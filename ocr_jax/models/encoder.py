@@ -15,6 +15,7 @@ from ocr_jax.models.conv import Conv
 from ocr_jax.models.resnet import batch_norm
 
 Dtype = Any
+ModuleDef = Any
 
 
 class BiLSTMEncoder(nn.Module):
@@ -63,13 +64,13 @@ class ConvEncoder(nn.Module):
     num_layers: convolution layers.
     dropout_rate: dropout between layers.
     dtype: computation dtype.
-    conv_impl: see `ocr_jax.models.conv`.
+    conv: the convolution module (`ocr_jax.models.backend`).
   """
   hidden: int
   num_layers: int = 2
   dropout_rate: float = 0.1
   dtype: Dtype = jnp.float32
-  conv_impl: str = 'auto'
+  conv: ModuleDef = Conv
 
   @nn.compact
   def __call__(self, x: jax.Array, lengths: jax.Array,
@@ -85,7 +86,7 @@ class ConvEncoder(nn.Module):
       if i:
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
       x = jnp.where(mask[:, None], x, 0).astype(self.dtype)
-      x = Conv(self.hidden, (1, 3), use_bias=False, dtype=self.dtype,
-               conv_impl=self.conv_impl, name=f'conv{i + 1}')(x)
+      x = self.conv(self.hidden, (1, 3), use_bias=False, dtype=self.dtype,
+                    name=f'conv{i + 1}')(x)
       x = nn.relu(batch_norm(train, self.dtype, name=f'norm{i + 1}')(x))
     return x[:, 0]

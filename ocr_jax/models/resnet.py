@@ -17,7 +17,7 @@ parameter tree, get zero gradient, and the 'matmul' convolution skips them.
 
 import functools
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from ocr_jax.models.conv import Conv
 
 Dtype = Any
+ModuleDef = Any
 Strides = Sequence[tuple[int, int]]
 
 DEFAULT_STAGE_STRIDES = ((2, 2), (2, 1), (2, 1), (2, 1))
@@ -115,6 +116,20 @@ _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 def max_pool_3x3_s2(x: jax.Array) -> jax.Array:
   """3x3 max pool, stride 2, padding 1 (torchvision's ResNet stem pool).
 
+  XLA's own `reduce_window` and its gradient; for GPU and TPU.
+
+  Args:
+    x: [batch, height, width, channels].
+
+  Returns:
+    [batch, ceil(height / 2), ceil(width / 2), channels].
+  """
+  return nn.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1)))
+
+
+def cpu_max_pool_3x3_s2(x: jax.Array) -> jax.Array:
+  """`max_pool_3x3_s2` with a gradient that is fast on XLA:CPU.
+
   Same values as `nn.max_pool`, and the same gradient except on ties: every
   input equal to its window's maximum receives the window's gradient (XLA
   picks the first). The pool follows a ReLU, whose only ties are zeros with
@@ -139,19 +154,18 @@ class BasicBlock(nn.Module):
   Attributes:
     features: output channels.
     strides: (height, width) stride of the first convolution and shortcut.
+    conv: the convolution module (`ocr_jax.models.backend`).
     dtype: computation dtype.
-    conv_impl: see `ocr_jax.models.conv`.
   """
   features: int
   strides: tuple[int, int] = (1, 1)
+  conv: ModuleDef = Conv
   dtype: Dtype = jnp.float32
-  conv_impl: str = 'auto'
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     """[batch, h, w, cin] -> [batch, h / sh, w / sw, features]."""
-    conv = functools.partial(Conv, use_bias=False, dtype=self.dtype,
-                             conv_impl=self.conv_impl)
+    conv = functools.partial(self.conv, use_bias=False, dtype=self.dtype)
     y = conv(self.features, (3, 3), self.strides)(x)
     y = nn.relu(batch_norm(train, self.dtype)(y))
     y = conv(self.features, (3, 3))(y)
@@ -170,15 +184,18 @@ class ResNet(nn.Module):
     widths: channels per stage.
     stage_strides: (height, width) stride of each stage's first block.
     stem_features: channels of the 7x7 stem convolution.
+    conv: the convolution module (`ocr_jax.models.backend`).
+    max_pool: the 3x3/2 stem pool, x -> pooled x (`max_pool_3x3_s2` or
+      `cpu_max_pool_3x3_s2`).
     dtype: computation dtype.
-    conv_impl: see `ocr_jax.models.conv`.
   """
   stage_sizes: Sequence[int] = (2, 2, 2, 2)
   widths: Sequence[int] = (64, 128, 256, 512)
   stage_strides: Strides = DEFAULT_STAGE_STRIDES
   stem_features: int = 64
+  conv: ModuleDef = Conv
+  max_pool: Callable[[jax.Array], jax.Array] = max_pool_3x3_s2
   dtype: Dtype = jnp.float32
-  conv_impl: str = 'auto'
 
   @property
   def time_stride(self) -> int:
@@ -197,14 +214,15 @@ class ResNet(nn.Module):
       [batch, height / 4 / prod(sh), width / time_stride, widths[-1]].
     """
     x = images.astype(self.dtype)
-    x = Conv(self.stem_features, (7, 7), (2, 2), padding=((3, 3), (3, 3)),
-             dtype=self.dtype, conv_impl=self.conv_impl, name='stem_conv')(x)
+    x = self.conv(self.stem_features, (7, 7), (2, 2),
+                  padding=((3, 3), (3, 3)), dtype=self.dtype,
+                  name='stem_conv')(x)
     x = nn.relu(batch_norm(train, self.dtype, name='stem_norm')(x))
-    x = max_pool_3x3_s2(x)
+    x = self.max_pool(x)
     for i, (blocks, width, strides) in enumerate(
         zip(self.stage_sizes, self.widths, self.stage_strides)):
       for j in range(blocks):
         x = BasicBlock(width, tuple(strides) if j == 0 else (1, 1),
-                       dtype=self.dtype, conv_impl=self.conv_impl,
+                       conv=self.conv, dtype=self.dtype,
                        name=f'stage{i + 1}_block{j + 1}')(x, train)
     return x

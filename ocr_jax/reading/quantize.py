@@ -15,24 +15,10 @@ speed and accuracy close to float32; only the file is about 4x smaller.
 bfloat16: every floating-point weight is stored as bfloat16 (2x smaller) and
 cast back to float32 at load.
 
-Measure what a format costs a trained model (CER before and after, size on
-disk, speed) with:
-
-  python -m ocr_jax.reading.quantize --model=WORKDIR --data=DIR_WITH_LABELS_TSV
-  python -m ocr_jax.reading.quantize --model=WORKDIR --tfds=khmer_digits:test
-
-which prints one JSON object; the acceptance bar is a CER rise of at most
-0.2 points (0.002) for int8.
+This module only converts arrays. What a format costs a trained model (CER
+before and after, size on disk, speed) is measured by
+benchmarks/quantize_benchmark.py.
 """
-
-import argparse
-import functools
-import json
-import os
-import sys
-import tempfile
-import time
-from typing import Any
 
 import flax
 import jax
@@ -154,91 +140,3 @@ def _key_name(key) -> str:
     if hasattr(key, attribute):
       return str(getattr(key, attribute))
   return str(key)
-
-
-# --- Command line: accuracy, size and speed of each format -------------------
-
-def compare_formats(model: str, *, data: str | None = None,
-                    tfds_split: str | None = None,
-                    data_dir: str | None = None,
-                    formats=FORMATS, batch_size: int = 32) -> dict[str, Any]:
-  """Exports `model` in each format and scores every export on the data.
-
-  Returns:
-    {'formats': {format: {'cer', 'char_accuracy', 'seq_accuracy', 'n',
-     'file_bytes', 'weight_bytes', 'ms_per_image', 'max_abs_weight_error'}},
-     'cer_increase_int8': CER(int8) - CER(float32) (if both ran), ...};
-    ms_per_image is timed on a second pass over the data (after compiling).
-  """
-  # Imported here: these modules import this one.
-  from ocr_jax import evaluate  # pylint: disable=g-import-not-at-top
-  from ocr_jax.reading import export  # pylint: disable=g-import-not-at-top
-  from ocr_jax.reading import reader as reader_lib
-
-  source = reader_lib.load_reader(model, batch_size=batch_size)
-  report = {'model': model, 'data': data or tfds_split, 'formats': {}}
-  with tempfile.TemporaryDirectory() as tmp:
-    for weight_format in formats:
-      path = os.path.join(tmp, f'model_{weight_format}.ocrx')
-      export.export_reader(source, path, weight_format=weight_format,
-                           beam_sizes=(1,),
-                           platforms=(export.local_platform(),))
-      reader = reader_lib.Reader.from_export(path, batch_size=batch_size)
-      score = functools.partial(evaluate.evaluate_model, reader, data=data,
-                                tfds_split=tfds_split, data_dir=data_dir)
-      scores = score()  # Also compiles.
-      start = time.perf_counter()
-      score()
-      seconds = time.perf_counter() - start
-      entry = {k: scores[k] for k in ('cer', 'char_accuracy', 'seq_accuracy',
-                                      'mean_ned', 'n')}
-      entry.update(
-          file_bytes=os.path.getsize(path),
-          weight_bytes=export.read_weight_bytes(path),
-          ms_per_image=1000.0 * seconds / max(scores['n'], 1),
-          max_abs_weight_error=max_abs_error(
-              source.variables,
-              convert_weights(source.variables, weight_format)))
-      report['formats'][weight_format] = entry
-  results = report['formats']
-  for weight_format in ('int8', 'bfloat16'):
-    if weight_format in results and 'float32' in results:
-      increase = results[weight_format]['cer'] - results['float32']['cer']
-      report[f'cer_increase_{weight_format}'] = increase
-      report[f'size_ratio_{weight_format}'] = (
-          results[weight_format]['file_bytes'] /
-          results['float32']['file_bytes'])
-  if 'cer_increase_int8' in report:
-    report['int8_within_0.2_points'] = report['cer_increase_int8'] <= 0.002
-  return report
-
-
-def main(argv=None) -> int:
-  """Command line: see the module docstring. Returns the exit status."""
-  parser = argparse.ArgumentParser(
-      prog='python -m ocr_jax.reading.quantize',
-      description='Compares weight formats: CER, size on disk and speed.')
-  from ocr_jax import evaluate  # pylint: disable=g-import-not-at-top
-  evaluate.add_model_and_data_flags(parser)
-  parser.add_argument('--formats', default=','.join(FORMATS),
-                      help='Comma-separated weight formats to compare.')
-  parser.add_argument('--batch_size', type=int, default=32)
-  parser.add_argument('--output', help='Also write the JSON report here.')
-  args = parser.parse_args(argv)
-  report = compare_formats(args.model, data=args.data, tfds_split=args.tfds,
-                           data_dir=args.data_dir,
-                           formats=args.formats.split(','),
-                           batch_size=args.batch_size)
-  text = json.dumps(report, indent=1, ensure_ascii=False)
-  if args.output:
-    with open(args.output, 'w', encoding='utf-8') as f:
-      f.write(text + '\n')
-  sys.stdout.write(text + '\n')
-  return 0
-
-
-if __name__ == '__main__':
-  # Run the canonical module, so that its types are the ones other modules
-  # import (running as __main__ makes a second copy of this one).
-  from ocr_jax.reading import quantize  # pylint: disable=g-import-not-at-top
-  sys.exit(quantize.main())

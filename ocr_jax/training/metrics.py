@@ -1,43 +1,15 @@
-"""Training metrics on device and OCR scores on host.
+"""OCR scores on host: edit distance, error rates, exact-match accuracy.
 
-On device: `clu.metrics` Collections (`TrainMetrics`, `EvalMetrics`) that the
-jitted step functions return and the loop merges, as in the flax examples.
-
-On host: `edit_distance` (Levenshtein) and `OcrScores`, which accumulates
-character error rate, exact-match accuracy and normalised edit distance over
-decoded strings. Both sides of every pair are Khmer-normalised first, so two
+`edit_distance` (Levenshtein) and `OcrScores`, which accumulates character
+error rate, exact-match accuracy and normalised edit distance over decoded
+strings. Both sides of every pair are Khmer-normalised first, so two
 spellings of the same text are not counted as errors.
 """
 
 import dataclasses
 from typing import Any, Callable, Sequence
 
-from clu import metrics as clu_metrics
-import flax
-
-
-@flax.struct.dataclass
-class TrainMetrics(clu_metrics.Collection):
-  """Per-step training metrics.
-
-  Built with `TrainMetrics.single_from_model_output(loss=..., learning_rate=
-  ...)`, where `loss` is a scalar (or per-example values with `mask=`) and
-  `learning_rate` the effective learning rate of the step.
-  """
-
-  loss: clu_metrics.Average.from_output('loss')
-  learning_rate: clu_metrics.LastValue.from_output('learning_rate')
-
-
-@flax.struct.dataclass
-class EvalMetrics(clu_metrics.Collection):
-  """Evaluation metrics: the loss averaged over real (unpadded) examples.
-
-  Built with `EvalMetrics.single_from_model_output(loss=per_example_loss,
-  mask=batch['_mask'])`, shapes [batch] and [batch].
-  """
-
-  loss: clu_metrics.Average.from_output('loss')
+from ocr_jax.text import khmer_normalizer
 
 
 def edit_distance(a: Sequence[Any], b: Sequence[Any]) -> int:
@@ -91,12 +63,7 @@ def _identity(text: str) -> str:
 
 
 def _get_normalizer(normalize: bool) -> Callable[[str], str]:
-  if not normalize:
-    return _identity
-  # Imported lazily: the normaliser is optional for callers that disable it.
-  from ocr_jax.text.khmer_normalizer import normalize_khmer
-
-  return normalize_khmer
+  return khmer_normalizer.normalize_khmer if normalize else _identity
 
 
 def _rates(n: int, distance: int, ref_chars: int, exact: int) -> dict:
@@ -128,7 +95,7 @@ class OcrScores:
   merge the scores of several processes.
 
   Attributes:
-    normalize: apply `ocr_jax.text.khmer_normalizer.normalize_khmer` to both sides.
+    normalize: apply `khmer_normalizer.normalize_khmer` to both sides.
     max_worst: how many of the worst errors to keep.
   """
 

@@ -217,9 +217,9 @@ class PlateauScheduler:
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> 'PlateauScheduler':
-    """Uses plateau_*, learning_rate, min_lr and early_stopping_mode."""
+    """Uses plateau_*, learning_rate, min_lr and monitor_mode."""
     return cls(
-        mode=config.early_stopping_mode,
+        mode=config.monitor_mode,
         patience=config.plateau_patience,
         factor=config.plateau_factor,
         min_delta=config.plateau_min_delta,
@@ -292,11 +292,11 @@ class EarlyStopping:
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> 'EarlyStopping':
-    """Uses early_stopping_patience, _min_delta and _mode."""
+    """Uses early_stopping_patience, early_stopping_min_delta, monitor_mode."""
     return cls(
         patience=config.early_stopping_patience,
         min_delta=config.early_stopping_min_delta,
-        mode=config.early_stopping_mode,
+        mode=config.monitor_mode,
     )
 
   def update(self, value: float, epoch: int | None = None) -> bool:

@@ -15,22 +15,22 @@ from typing import Any, Callable
 
 from absl import logging
 from clu import metric_writers
-import flax
 from flax.training import train_state
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 
-from ocr_jax.text import charset
-from ocr_jax.models import decode
-from ocr_jax.training import evaluation
-from ocr_jax.data import input_pipeline
-from ocr_jax.training import losses
 from ocr_jax import models
+from ocr_jax.data import input_pipeline
+from ocr_jax.models import decode
+from ocr_jax.text import charset
+from ocr_jax.training import evaluation
+from ocr_jax.training import losses
 from ocr_jax.training import optim
+from ocr_jax.training import run_folder
+from ocr_jax.training import sample_sheet
 from ocr_jax.training import sharding
 
 
@@ -109,85 +109,28 @@ def train_step(state, batch, rng, *, model, config, kind, learning_rate_fn):
   return new_state, metrics
 
 
-def predict_step(state, batch, *, model, max_length, beam_size):
-  """Decoded ids [batch, max_length + 1] and line confidences [batch]."""
-  variables = {'params': state.params, 'batch_stats': state.batch_stats}
-  if beam_size > 1:
-    ids, scores = decode.beam_search_decode(
-        model, variables, batch['image'], batch['width'], max_length,
-        beam_size)
-    return ids, jnp.exp(scores)
-  ids, confidences = decode.greedy_decode(
-      model, variables, batch['image'], batch['width'], max_length)
-  return ids, jnp.prod(jnp.where(ids == charset.PAD_ID, 1.0, confidences),
-                       axis=-1)
-
-
-# --- State and checkpoints ----------------------------------------------------
+# --- State ------------------------------------------------------------------
 
 
 def create_train_state(config, model, rng, learning_rate_fn):
   """Initialises parameters, batch statistics and the optimizer."""
-  images = jnp.zeros((1, config.image_height, config.image_width, 3))
-  widths = jnp.full((1,), config.image_width, jnp.int32)
-  decoder_inputs = jnp.zeros((1, config.max_label_length + 1), jnp.int32)
+  inputs = models.dummy_inputs(config.image_height, config.image_width,
+                               config.max_label_length)
   params_rng, dropout_rng = jax.random.split(rng)
   variables = jax.jit(functools.partial(model.init, train=False))(
-      {'params': params_rng, 'dropout': dropout_rng}, images, widths,
-      decoder_inputs)
+      {'params': params_rng, 'dropout': dropout_rng}, *inputs)
   return TrainState.create(
       apply_fn=model.apply, params=variables['params'],
       batch_stats=variables.get('batch_stats', {}),
       tx=optim.create_optimizer(config, learning_rate_fn))
 
 
-def create_checkpoint_managers(workdir, config):
-  """Recent checkpoints for resuming, and the best one for reader_lib."""
-  recent = ocp.CheckpointManager(
-      os.path.join(workdir, 'checkpoints'),
-      options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints,
-                                           create=True))
-  best = ocp.CheckpointManager(
-      os.path.join(workdir, 'best'),
-      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
-  return recent, best
-
-
-def save_checkpoint(manager, epoch, state, host_state, config):
-  if epoch in manager.all_steps():
-    return  # A replayed epoch (after a resume) reproduces the saved state.
-  manager.save(epoch, args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state),
-      host=ocp.args.JsonSave(host_state),
-      config=ocp.args.JsonSave(config.to_dict())))
-
-
-def restore_checkpoint(manager, epoch, state):
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-  restored = manager.restore(epoch, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract),
-      host=ocp.args.JsonRestore()))
-  return restored['state'], restored['host']
-
-
 # --- Logging helpers ----------------------------------------------------------
 
 
-class JsonlWriter:
-  """Appends one JSON object per record to workdir/metrics.jsonl."""
-
-  def __init__(self, path):
-    self._path = path
-
-  def write(self, record):
-    with open(self._path, 'a', encoding='utf-8') as f:
-      f.write(json.dumps(record, ensure_ascii=False) + '\n')
-
-  def reset(self, records):
-    """Rewrites the file with `records` (the history of a resumed run)."""
-    with open(self._path, 'w', encoding='utf-8') as f:
-      for record in records:
-        f.write(json.dumps(record, ensure_ascii=False) + '\n')
+def elapsed_seconds(record):
+  """A history record's time since the start (older runs: wall_seconds)."""
+  return record.get('elapsed_seconds', record.get('wall_seconds'))
 
 
 def format_eta(seconds):
@@ -200,7 +143,7 @@ def check_finite(loss, step, workdir):
     raise NonFiniteLossError(
         f'non-finite training loss {loss} at step {step}; training stopped. '
         f'The last good checkpoint is intact in '
-        f'{os.path.join(workdir, "checkpoints")}; lower the learning rate or '
+        f'{run_folder.checkpoints_dir(workdir)}; lower the learning rate or '
         'enable gradient clipping, then rerun to resume from it.')
 
 
@@ -249,10 +192,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   kind = models.model_kind(config.model)
   model = models.create_model(
       config.model, vocab_size=vocab.size, dtype=jnp.dtype(config.dtype),
-      conv_impl=config.conv_impl, dropout_rate=config.dropout_rate)
+      backend=config.backend, dropout_rate=config.dropout_rate)
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0)
-  jsonl = JsonlWriter(os.path.join(workdir, 'metrics.jsonl'))
 
   # --- Data ---
   builder = input_pipeline.ensure_built(config, data_dir=config.data_dir)
@@ -273,42 +215,48 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   param_count = sum(x.size for x in jax.tree.leaves(state.params))
   plateau = optim.PlateauScheduler.from_config(config)
   stopper = optim.EarlyStopping.from_config(config)
-  recent_mgr, best_mgr = create_checkpoint_managers(workdir, config)
+  recent_mgr, best_mgr = run_folder.create_checkpoint_managers(
+      workdir, config.keep_checkpoints)
   host = {'epoch': 0, 'history': [], 'epoch_seconds': [],
           'compile_seconds': None, 'best': None}
   if recent_mgr.latest_step() is not None:
-    state, host = restore_checkpoint(recent_mgr, recent_mgr.latest_step(),
-                                     state)
+    state, host = run_folder.restore_checkpoint(
+        recent_mgr, recent_mgr.latest_step(), state)
     plateau.load_state_dict(host['plateau'])
     stopper.load_state_dict(host['early_stopping'])
     # Epochs after the checkpoint are replayed: drop their old records.
-    jsonl.reset(host['history'])
+    run_folder.rewrite_metrics(workdir, host['history'])
     logging.info('Resumed from epoch %d in %s', host['epoch'], workdir)
   state = sharding.replicate(state, mesh)
   logging.info('Model %s: %d parameters; %d steps per epoch', config.model,
                param_count, steps_per_epoch)
 
-  p_train_step = jax.jit(
+  train_step_fn = jax.jit(
       functools.partial(train_step, model=model, config=config, kind=kind,
                         learning_rate_fn=learning_rate_fn),
       donate_argnums=0)
-  p_predict_step = jax.jit(functools.partial(
-      predict_step, model=model, max_length=config.max_label_length,
-      beam_size=1))
+  predict_fns = {}  # beam size -> jitted decode.make_predict_fn
 
   def evaluate_split(split, state, beam_size=1):
-    step_fn = p_predict_step if beam_size == 1 else jax.jit(functools.partial(
-        predict_step, model=model, max_length=config.max_label_length,
-        beam_size=beam_size))
-    return evaluation.evaluate(
-        lambda batch: step_fn(state, sharding.shard_batch(batch, mesh)),
-        eval_data[split], vocab, num_samples=config.num_samples)
+    if beam_size not in predict_fns:
+      predict = decode.make_predict_fn(model, kind, config.max_label_length,
+                                       beam_size)
+      # Ids and line confidences only: XLA drops the unused rescoring.
+      predict_fns[beam_size] = jax.jit(lambda *args: predict(*args)[:2])
+    variables = {'params': state.params, 'batch_stats': state.batch_stats}
+
+    def predict_batch(batch):
+      batch = sharding.shard_batch(batch, mesh)
+      return predict_fns[beam_size](variables, batch['image'], batch['width'])
+
+    return evaluation.evaluate(predict_batch, eval_data[split], vocab,
+                               num_samples=config.num_samples)
 
   # --- Training loop ---
   start_epoch = host['epoch']
   stop = host.get('stopped_early', False)
-  # Wall time continues across resumes (from the restored history).
-  train_start = time.time() - (host['history'][-1]['wall_seconds']
+  # Elapsed time continues across resumes (from the restored history).
+  train_start = time.time() - (elapsed_seconds(host['history'][-1])
                                if host['history'] else 0.0)
   for epoch in range(start_epoch + 1, config.num_epochs + 1):
     if stop:
@@ -321,7 +269,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     for step_in_epoch in range(steps_per_epoch):
       batch = sharding.shard_batch(next(batches), mesh)
       step = (epoch - 1) * steps_per_epoch + step_in_epoch
-      state, step_metrics = p_train_step(state, batch, rng)
+      state, step_metrics = train_step_fn(state, batch, rng)
       loss_sum = loss_sum + step_metrics['loss']
       if host['compile_seconds'] is None:
         jax.block_until_ready(step_metrics)
@@ -348,24 +296,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     # --- Evaluation, schedule, early stopping ---
     scores, samples = evaluate_split(config.eval_split, state)
     value = scores[config.monitor_metric]
-    scale = plateau.update(value)
+    record = {'epoch': epoch, 'step': int(state.step),
+              'train_loss': train_loss, 'epoch_seconds': train_seconds}
     if config.schedule == 'plateau':
+      record['lr_scale'] = plateau.update(value)
       state = state.replace(
-          opt_state=optim.set_lr_scale(state.opt_state, scale))
+          opt_state=optim.set_lr_scale(state.opt_state, record['lr_scale']))
     stop = stopper.update(value, epoch=epoch)
     improved = stopper.improved
-    record = {'epoch': epoch, 'step': int(state.step),
-              'train_loss': train_loss, 'epoch_seconds': train_seconds,
-              'wall_seconds': time.time() - train_start,
-              'lr_scale': scale,
-              **{f'val_{k}': v for k, v in scores.items()
-                 if not isinstance(v, (dict, list))}}
+    record.update(elapsed_seconds=time.time() - train_start,
+                  **{f'val_{k}': v for k, v in scores.items()
+                     if not isinstance(v, (dict, list))})
     host['history'].append(record)
-    jsonl.write(record)
+    run_folder.append_metrics(workdir, record)
     writer.write_scalars(int(state.step), {
         k: v for k, v in record.items() if k not in ('epoch', 'step')})
-    writer.write_texts(int(state.step), {'samples': evaluation.format_samples(
-        samples)})
+    writer.write_texts(int(state.step), {
+        'samples': sample_sheet.format_samples(samples)})
     logging.info('epoch %d: val char_accuracy %.4f seq_accuracy %.4f '
                  '(%.1f s/epoch)%s', epoch, scores['char_accuracy'],
                  scores['seq_accuracy'], train_seconds,
@@ -374,10 +321,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                 early_stopping=stopper.state_dict(), stopped_early=stop)
     if improved:
       host['best'] = {'epoch': epoch, **record}
-      save_checkpoint(best_mgr, epoch, state, host, config)
+      run_folder.save_checkpoint(best_mgr, epoch, state, host, config)
     if (epoch % config.checkpoint_every_epochs == 0 or stop
         or epoch == config.num_epochs):
-      save_checkpoint(recent_mgr, epoch, state, host, config)
+      run_folder.save_checkpoint(recent_mgr, epoch, state, host, config)
     writer.flush()
     if epoch_callback is not None:
       recent_mgr.wait_until_finished()
@@ -387,25 +334,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   recent_mgr.wait_until_finished()
   best_mgr.wait_until_finished()
   results = final_evaluation(config, workdir, state, host, best_mgr,
-                             evaluate_split, param_count)
+                             evaluate_split, param_count, train_start)
   writer.flush()
   logging.info('Results: %s', json.dumps(results['best_validation']))
   return state
 
 
 def final_evaluation(config, workdir, state, host, best_mgr, evaluate_split,
-                     param_count):
-  """Scores the final and the best state; writes results.json and samples."""
+                     param_count, train_start):
+  """Scores the final and the best state; writes results.json and samples.
+
+  Times in results.json: `train_seconds` is the sum of the epochs' training
+  loops (compilation included, evaluation not); `elapsed_seconds` runs from
+  the start of the first epoch to the end of this final evaluation.
+  """
   final_val, _ = evaluate_split(config.eval_split, state, config.beam_size)
   best_state = state
   if best_mgr.latest_step() is not None:
-    best_state, _ = restore_checkpoint(best_mgr, best_mgr.latest_step(),
-                                       state)
+    best_state, _ = run_folder.restore_checkpoint(
+        best_mgr, best_mgr.latest_step(), state)
   best_val, _ = evaluate_split(config.eval_split, best_state, config.beam_size)
   test, samples = evaluate_split(config.test_split, best_state,
                                  config.beam_size)
-  evaluation.save_samples_png(samples,
-                              os.path.join(workdir, 'samples.png'))
+  sample_sheet.save_samples_png(samples, run_folder.samples_path(workdir))
   seconds = host['epoch_seconds']
   results = {
       'experiment': config.get('name', None) or os.path.basename(
@@ -420,12 +371,11 @@ def final_evaluation(config, workdir, state, host, best_mgr, evaluate_split,
       'test': test,
       'seconds_per_epoch': float(np.median(seconds)) if seconds else None,
       'compile_seconds': host['compile_seconds'],
-      'wall_seconds': float(sum(seconds)),
+      'train_seconds': float(sum(seconds)),
+      'elapsed_seconds': time.time() - train_start,
       'parameters': int(param_count),
       'history': host['history'],
   }
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, 'results.json'), 'w',
-              encoding='utf-8') as f:
-      json.dump(results, f, indent=1, ensure_ascii=False, default=float)
+    run_folder.write_results(workdir, results)
   return results

@@ -1,17 +1,26 @@
-"""Tests for ocr_jax.reading.reader: the Reader API on tiny random models."""
+"""Tests for ocr_jax.reading.reader and .load: the Reader API on tiny random
+models, and readers of run folders, exported files and pretrained names."""
 
 import os
 
+from configs import base
 import jax
 import numpy as np
+import optax
 from PIL import Image
 import pytest
 
-from ocr_jax.text import charset
-from ocr_jax.reading import reader as reader_lib
 from ocr_jax import pretrained
+from ocr_jax.data import image_io
+from ocr_jax.data import preprocess
+from ocr_jax.reading import export
+from ocr_jax.reading import load
+from ocr_jax.reading import reader as reader_lib
+from ocr_jax.text import charset
+from ocr_jax.training import run_folder
+from ocr_jax.training import train
 
-jax.config.update('jax_disable_most_optimizations', True)
+pytestmark = pytest.mark.usefixtures('fast_compile')
 
 
 def perturb(reader, seed=0):
@@ -35,10 +44,7 @@ def perturb(reader, seed=0):
 
 
 def write_workdir(workdir, reader, epoch=3):
-  """A training workdir with `reader`'s weights, saved as train.py does."""
-  import optax  # pylint: disable=g-import-not-at-top
-  from configs import base  # pylint: disable=g-import-not-at-top
-  from ocr_jax.training import train  # pylint: disable=g-import-not-at-top
+  """A training run folder with `reader`'s weights, saved as train.py does."""
   config = base.get_config('tiny')
   config.model = reader.spec.preset
   config.vocabulary = reader.spec.vocabulary.name
@@ -47,8 +53,8 @@ def write_workdir(workdir, reader, epoch=3):
   state = train.TrainState.create(
       apply_fn=reader.model.apply, params=reader.variables['params'],
       batch_stats=reader.variables['batch_stats'], tx=optax.adam(1e-3))
-  _, best = train.create_checkpoint_managers(str(workdir), config)
-  train.save_checkpoint(best, epoch, state, {'epoch': epoch}, config)
+  _, best = run_folder.create_checkpoint_managers(str(workdir), keep=1)
+  run_folder.save_checkpoint(best, epoch, state, {'epoch': epoch}, config)
   best.wait_until_finished()
   return str(workdir)
 
@@ -67,7 +73,12 @@ def digit_image(text, width=128, height=64, seed=0):
 
 @pytest.fixture(scope='module')
 def reader():
-  return perturb(reader_lib.Reader.random('tiny', batch_size=4))
+  return perturb(load.random_reader('tiny', batch_size=4))
+
+
+@pytest.fixture(scope='module')
+def ctc_reader():
+  return perturb(load.random_reader('tiny_ctc', batch_size=4))
 
 
 @pytest.fixture(scope='module')
@@ -126,14 +137,32 @@ def test_batching_and_padding_give_the_same_readings(reader, images_folder):
   assert reader_lib.bucket_size(40, 32) == 32
 
 
-def test_char_confidences_multiply_to_the_line_confidence(reader,
-                                                          images_folder):
-  result = reader.read(str(images_folder / '02.png'), char_confidences=True)
+@pytest.mark.parametrize('kind', ['attention', 'ctc'])
+def test_char_confidences_multiply_to_the_line_confidence(
+    kind, request, images_folder):
+  reader = request.getfixturevalue('reader' if kind == 'attention'
+                                   else 'ctc_reader')
+  path = str(images_folder / '02.png')
+  result = reader.read(path, char_confidences=True)
+  assert result.text  # Else the product is 1 for nothing.
   assert ''.join(c for c, _ in result.characters) == result.text
-  product = np.prod([p for _, p in result.characters])
-  # The line confidence also includes the probability of EOS.
-  assert result.confidence <= product + 1e-6
-  assert all(0.0 <= p <= 1.0 for _, p in result.characters)
+  assert all(0.0 < p <= 1.0 for _, p in result.characters)
+  # Greedy: the line is the product of the characters' probabilities and,
+  # when EOS was chosen within the length, of EOS's (attention; CTC appends
+  # EOS with probability 1).
+  image, width = preprocess.prepare(
+      image_io.read_image(path), reader.spec.image_height,
+      reader.spec.image_width, reader.spec.variable_width)
+  ids, _, probs = reader.predict_batch(image[None], np.array([width]))
+  count = len(result.characters)
+  np.testing.assert_allclose([p for _, p in result.characters],
+                             probs[0, :count], rtol=1e-6)
+  eos = [float(probs[0, count])] if count < ids.shape[1] else []
+  if eos:
+    assert ids[0, count] == charset.EOS_ID
+  product = np.prod([p for _, p in result.characters] + eos,
+                    dtype=np.float64)
+  np.testing.assert_allclose(result.confidence, product, rtol=1e-5)
 
 
 def test_beam_search_reads(reader, images_folder):
@@ -143,9 +172,9 @@ def test_beam_search_reads(reader, images_folder):
   assert all(len(r.characters) == len(r.text) for r in results)
 
 
-def test_from_workdir_restores_the_weights(reader, images_folder, tmp_path):
+def test_run_folder_restores_the_weights(reader, images_folder, tmp_path):
   workdir = write_workdir(tmp_path / 'run', reader)
-  restored = reader_lib.load_reader(workdir, batch_size=4)
+  restored = load.load_reader(workdir, batch_size=4)
   assert restored.spec.preset == 'tiny'
   assert restored.spec.vocabulary.name == 'digits'
   assert not restored.spec.variable_width
@@ -157,16 +186,15 @@ def test_from_workdir_restores_the_weights(reader, images_folder, tmp_path):
 
 
 def test_load_reader_dispatch_and_errors(reader, tmp_path, monkeypatch):
-  from ocr_jax.reading import export  # pylint: disable=g-import-not-at-top
   path = export.export_reader(reader, str(tmp_path / 'm.ocrx'),
                               platforms=('cpu',))
-  assert reader_lib.load_reader(path).spec.preset == 'tiny'
+  assert load.load_reader(path).spec.preset == 'tiny'
   monkeypatch.setitem(pretrained.MODELS, 'test-digits',
                       pretrained.PretrainedModel(
                           name='test-digits', filename='m.ocrx',
                           description='test', vocabulary='digits'))
   monkeypatch.setenv(pretrained.ENV_DIR, str(tmp_path))
-  assert reader_lib.load_reader('test-digits').spec.vocabulary.name == (
+  assert load.load_reader('test-digits').spec.vocabulary.name == (
       'digits')
   monkeypatch.setitem(pretrained.MODELS, 'damaged',
                       pretrained.PretrainedModel(
@@ -174,22 +202,22 @@ def test_load_reader_dispatch_and_errors(reader, tmp_path, monkeypatch):
                           description='test', vocabulary='digits',
                           sha256='0' * 64))
   with pytest.raises(OSError, match='SHA-256'):
-    reader_lib.load_reader('damaged')
+    load.load_reader('damaged')
   with pytest.raises(ValueError, match='pretrained names'):
-    reader_lib.load_reader('no-such-model')
+    load.load_reader('no-such-model')
   os.makedirs(tmp_path / 'plain')
-  with pytest.raises(ValueError, match='not a training workdir'):
-    reader_lib.load_reader(str(tmp_path / 'plain'))
+  with pytest.raises(ValueError, match='not a training run folder'):
+    load.load_reader(str(tmp_path / 'plain'))
 
 
 def test_variable_width_spec_from_the_dataset():
   config = {'model': 'tiny', 'vocabulary': 'khmer', 'image_height': 64,
             'image_width': 512, 'max_label_length': 30,
             'dataset': 'khmer_text/lines'}
-  spec = reader_lib.ModelSpec.from_config(config, 'attention')
+  spec = reader_lib.ReaderSpec.from_config(config, 'attention')
   assert spec.variable_width and spec.vocabulary.name == 'khmer'
   config['dataset'] = 'khmer_digits'
-  assert not reader_lib.ModelSpec.from_config(config, 'ctc').variable_width
+  assert not reader_lib.ReaderSpec.from_config(config, 'ctc').variable_width
 
 
 def test_workdir_from_older_model_code_still_reads(reader, images_folder,
@@ -198,9 +226,9 @@ def test_workdir_from_older_model_code_still_reads(reader, images_folder,
   assert params.pop('ctc_head', None) is not None  # An auxiliary head.
   older = reader_lib.Reader(reader.spec, {
       'params': params, 'batch_stats': reader.variables['batch_stats']},
-                           reader.predict_fns, model=reader.model)
+                            reader.predict_fns, model=reader.model)
   workdir = write_workdir(tmp_path / 'old', older)
-  restored = reader_lib.load_reader(workdir)
+  restored = load.load_reader(workdir)
   assert 'another version of the model code' in caplog.text
   assert "['params']['ctc_head']" in caplog.text
   path = str(images_folder / '00.png')
