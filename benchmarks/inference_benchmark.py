@@ -1,8 +1,8 @@
 """Inference speed and model size per preset, against the prototype's targets.
 
   python -m benchmarks.inference_benchmark [--presets=small,medium,large,
-      ctc_small] [--beam_size=5] [--seconds=3] [--conv_impl=native|matmul]
-      [--output=FILE]
+      ctc_small] [--beam_size=5] [--seconds=3] [--backend=auto|cpu|cuda]
+      [--dtypes=float32,bfloat16] [--output=FILE]
 
 For each preset (random weights: speed does not depend on their values),
 times `Reader.predict_batch` (model + decoding, host arrays in and out) on
@@ -11,11 +11,16 @@ preprocessed 64 x 128 digit inputs:
   greedy and beam search, at batch 1 (ms/image, latency) and batch 64
   (images/s, throughput); compile seconds of each.
 
-and exports the model (`ocr_jax.reading.export`) as float32 and int8 to report its
-size on disk. The prototype's targets: under 100 ms per image on a CPU and
-under 20 MB per model; its own PyTorch figures on this kind of machine are
-in SEED_FACTS.md (small 9.9 ms, medium 14.9 ms, large 45.6 ms, ctc_small
-8.1 ms at batch 1; 346 / 358 / 158 / 395 images/s at batch 64).
+and exports the model (`ocr_jax.reading.export`) as float32 and int8 to
+report its size on disk. The prototype's targets: under 100 ms per image on a
+CPU and under 20 MB per model; its own PyTorch figures on this kind of
+machine are in docs/prototype.md (small 9.9 ms, medium 14.9 ms, large
+45.6 ms, ctc_small 8.1 ms at batch 1; 346 / 358 / 158 / 395 images/s at
+batch 64).
+
+--backend builds the model for a platform (`ocr_jax.models.backend`;
+'auto': the local one): on a CPU, --backend=cuda times XLA's native
+convolutions instead of the CPU's im2col rule. It replaces --conv_impl.
 
 Prints the machine (CPU model and count, jax version, backend) and one line
 per measurement (the fastest of the timed calls, see `time_call`), and
@@ -23,39 +28,28 @@ writes everything as JSON to
 benchmarks/results/inference_benchmark.json (or --output).
 """
 
-import argparse
+from collections.abc import Sequence
 import json
 import os
-import sys
 import tempfile
 import time
 
+from absl import app
+from absl import flags
+import jax
 import numpy as np
+
+from benchmarks import machine
+from ocr_jax.reading import export
+from ocr_jax.reading import load
 
 TARGET_MS_PER_IMAGE = 100.0
 TARGET_MODEL_MB = 20.0
-PROTOTYPE = {  # SEED_FACTS.md: ms/image at batch 1, images/s at batch 64.
+# docs/prototype.md: ms/image at batch 1, images/s at batch 64.
+PROTOTYPE = {
     'small': (9.9, 346), 'medium': (14.9, 358), 'large': (45.6, 158),
     'ctc_small': (8.1, 395)}
 RESULTS_DIR = os.path.join(os.path.dirname(__file__), 'results')
-
-
-def machine_info() -> dict:
-  """CPU model and count, python, jax version, backend and devices.
-
-  Also the 1-minute load average: on a shared machine, a load above the
-  core count means the timings include waiting for other processes.
-  """
-  try:
-    from benchmarks import machine  # pylint: disable=g-import-not-at-top
-    info = machine.machine_info()
-  except ImportError:
-    import platform  # pylint: disable=g-import-not-at-top
-    import jax  # pylint: disable=g-import-not-at-top
-    info = {'cpu_model': platform.processor(), 'cpu_count': os.cpu_count(),
-            'jax': jax.__version__, 'backend': jax.default_backend()}
-  info['load_average_1min'] = os.getloadavg()[0]
-  return info
 
 
 def time_call(fn, seconds: float, min_runs: int = 3) -> dict:
@@ -109,7 +103,6 @@ def speed(reader, batch: int, beam_size: int, seconds: float) -> dict:
 
 def model_size(reader) -> dict:
   """Bytes on disk of the exported model, float32 and int8 weights."""
-  from ocr_jax.reading import export  # pylint: disable=g-import-not-at-top
   sizes = {}
   with tempfile.TemporaryDirectory() as tmp:
     for weight_format in ('float32', 'int8'):
@@ -121,22 +114,18 @@ def model_size(reader) -> dict:
 
 
 def benchmark_preset(preset: str, beam_size: int, seconds: float,
-                     conv_impl: str | None = None,
-                     dtype: str = 'float32') -> dict:
-  import jax  # pylint: disable=g-import-not-at-top
-  from ocr_jax.reading import reader as reader_lib
-  conv_impl = conv_impl or reader_lib.inference_conv_impl()
-  reader = reader_lib.Reader.random(preset, batch_size=64,
-                                   conv_impl=conv_impl, dtype=dtype)
+                     backend: str = 'auto', dtype: str = 'float32') -> dict:
+  reader = load.random_reader(preset, batch_size=64, backend=backend,
+                              dtype=dtype)
   params = sum(x.size for x in jax.tree.leaves(reader.variables['params']))
   result = {'preset': preset, 'kind': reader.spec.kind,
-            'conv_impl': conv_impl, 'dtype': dtype,
+            'backend': backend, 'dtype': dtype,
             'parameters': int(params), 'runs': []}
   for beam in sorted({1, beam_size}):
     for batch in (1, 64):
       run = speed(reader, batch, beam, seconds)
       result['runs'].append(run)
-      _print(f"{preset} {dtype}", run)
+      _print(f'{preset} {dtype}', run)
   result.update(model_size(reader))
   greedy_1 = next(r for r in result['runs']
                   if r['batch'] == 1 and r['beam_size'] == 1)
@@ -166,29 +155,31 @@ def _print(preset, run):
         f'{run["compile_s"]:.1f} s, {run["runs"]} runs)', flush=True)
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog='python -m '
-                                   'benchmarks.inference_benchmark')
-  parser.add_argument('--presets', default='small,medium,large,ctc_small')
-  parser.add_argument('--beam_size', type=int, default=5)
-  parser.add_argument('--seconds', type=float, default=3.0,
-                      help='Timing budget per measurement.')
-  parser.add_argument('--conv_impl', default=None,
-                      help='Convolution implementation (default: the '
-                      "Reader's, reader_lib.inference_conv_impl()).")
-  parser.add_argument('--dtypes', default='float32,bfloat16',
-                      help='Computation dtypes to time (the weights are '
-                      'float32 either way).')
-  parser.add_argument('--output', default=os.path.join(
-      RESULTS_DIR, 'inference_benchmark.json'))
-  args = parser.parse_args(argv)
-  info = machine_info()
+def define_flags() -> None:
+  """Defines the flags, when run: latency_benchmark imports this module and
+  has flags of the same names."""
+  flags.DEFINE_list('presets', ['small', 'medium', 'large', 'ctc_small'],
+                    'Model presets to time.')
+  flags.DEFINE_integer('beam_size', 5, 'Beam size timed besides greedy.')
+  flags.DEFINE_float('seconds', 3.0, 'Timing budget per measurement.')
+  flags.DEFINE_string('backend', 'auto', 'Platform the models are built for '
+                      "(ocr_jax.models.backend; 'auto': the local one).")
+  flags.DEFINE_list('dtypes', ['float32', 'bfloat16'], 'Computation dtypes '
+                    'to time (the weights are float32 either way).')
+  flags.DEFINE_string('output', os.path.join(
+      RESULTS_DIR, 'inference_benchmark.json'), 'The JSON report.')
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  args = flags.FLAGS
+  info = machine.machine_info()
   print('machine:', json.dumps(info), flush=True)
-  results = [benchmark_preset(p, args.beam_size, args.seconds,
-                              args.conv_impl, dtype)
-             for p in args.presets.split(',')
-             for dtype in args.dtypes.split(',')]
-  info['load_average_1min_at_end'] = os.getloadavg()[0]
+  results = [benchmark_preset(p, args.beam_size, args.seconds, args.backend,
+                              dtype)
+             for p in args.presets for dtype in args.dtypes]
+  info['load_average_1m_at_end'] = os.getloadavg()[0]
   report = {'benchmark': 'inference', 'machine': info,
             'targets': {'ms_per_image': TARGET_MS_PER_IMAGE,
                         'model_mb': TARGET_MODEL_MB},
@@ -197,8 +188,8 @@ def main(argv=None) -> int:
   with open(args.output, 'w', encoding='utf-8') as f:
     json.dump(report, f, indent=1)
   print(f'wrote {args.output}')
-  return 0
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  define_flags()
+  app.run(main)

@@ -20,19 +20,23 @@ shrinks. Prints the machine and writes JSON to
 benchmarks/results/latency_benchmark.json (or --output).
 """
 
-import argparse
+from collections.abc import Sequence
 import json
 import os
-import sys
 import tempfile
 import time
 
+from absl import app
+from absl import flags
 import numpy as np
 from PIL import Image
 
 from benchmarks import inference_benchmark
+from benchmarks import machine
+from ocr_jax.reading import export
+from ocr_jax.reading import load
+from ocr_jax.reading import reader as reader_lib
 
-RESULTS_DIR = inference_benchmark.RESULTS_DIR
 
 
 def measure(reader, seconds: float, png_path: str) -> dict:
@@ -50,19 +54,24 @@ def measure(reader, seconds: float, png_path: str) -> dict:
   }
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog='python -m '
-                                   'benchmarks.latency_benchmark')
-  parser.add_argument('--preset', default='small')
-  parser.add_argument('--seconds', type=float, default=3.0)
-  parser.add_argument('--output', default=os.path.join(
-      RESULTS_DIR, 'latency_benchmark.json'))
-  args = parser.parse_args(argv)
-  from ocr_jax.reading import export  # pylint: disable=g-import-not-at-top
-  from ocr_jax.reading import reader as reader_lib
-  info = inference_benchmark.machine_info()
+def define_flags() -> None:
+  """Defines the flags, when run (not at import, like the other
+  benchmarks: tests import several of them)."""
+  flags.DEFINE_string('preset', 'small', 'The model preset.')
+  flags.DEFINE_float('seconds', 3.0, 'Timing budget per measurement.')
+  flags.DEFINE_string('output', os.path.join(
+      inference_benchmark.RESULTS_DIR, 'latency_benchmark.json'),
+                      'The JSON report.')
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  preset, seconds = flags.FLAGS.preset, flags.FLAGS.seconds
+  output = flags.FLAGS.output
+  info = machine.machine_info()
   print('machine:', json.dumps(info), flush=True)
-  source = reader_lib.Reader.random(args.preset, batch_size=64)
+  source = load.random_reader(preset, batch_size=64)
   variants = {}
   with tempfile.TemporaryDirectory() as tmp:
     png_path = os.path.join(tmp, 'line.png')
@@ -76,28 +85,27 @@ def main(argv=None) -> int:
       start = time.perf_counter()
       reader = reader_lib.Reader.from_export(path, batch_size=64)
       load_s = time.perf_counter() - start
-      variants[f'export_{weight_format}'] = {
-          'file_mb': os.path.getsize(path) / 1e6, 'load_s': load_s,
-          **measure(reader, args.seconds, png_path)}
-      _print(f'export_{weight_format}', variants[f'export_{weight_format}'])
+      name = f'export_{weight_format}'
+      variants[name] = {'file_mb': os.path.getsize(path) / 1e6,
+                        'load_s': load_s,
+                        **measure(reader, seconds, png_path)}
+      _print(name, variants[name])
     for dtype in ('float32', 'bfloat16'):
-      reader = reader_lib.Reader.random(args.preset, batch_size=64,
-                                       dtype=dtype)
+      reader = load.random_reader(preset, batch_size=64, dtype=dtype)
       name = f'in_process_{dtype}_compute'
-      variants[name] = measure(reader, args.seconds, png_path)
+      variants[name] = measure(reader, seconds, png_path)
       _print(name, variants[name])
   base = variants['export_float32']
-  for name, entry in variants.items():
+  for entry in variants.values():
     entry['batch1_speed_vs_float32'] = (base['ms_per_image_batch1'] /
                                         entry['ms_per_image_batch1'])
-  info['load_average_1min_at_end'] = os.getloadavg()[0]
-  report = {'benchmark': 'latency', 'preset': args.preset, 'machine': info,
-            'seconds_per_measurement': args.seconds, 'variants': variants}
-  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  with open(args.output, 'w', encoding='utf-8') as f:
+  info['load_average_1m_at_end'] = os.getloadavg()[0]
+  report = {'benchmark': 'latency', 'preset': preset, 'machine': info,
+            'seconds_per_measurement': seconds, 'variants': variants}
+  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+  with open(output, 'w', encoding='utf-8') as f:
     json.dump(report, f, indent=1)
-  print(f'wrote {args.output}')
-  return 0
+  print(f'wrote {output}')
 
 
 def _print(name, entry):
@@ -110,4 +118,5 @@ def _print(name, entry):
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  define_flags()
+  app.run(main)

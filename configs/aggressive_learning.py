@@ -6,9 +6,9 @@ character accuracy (patience 8, min_delta 0.001), a checkpoint every 5 epochs
 keeping 3, a log line every 25 steps.
 
 Command:
-  python -m ocr_jax.main --config=configs/aggressive_learning.py \
+  python -m ocr_jax.main --config=configs/aggressive_learning.py \\
       --workdir=runs/aggressive_learning
-  (append `:tiny` to the config path for a seconds-long smoke run)
+  (append `:tiny` to the config path for a 1-2 min smoke run)
 
 Expected on 2 CPU cores (its grid run, docs/results.md; test scored on the
 best validation state):

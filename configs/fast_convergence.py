@@ -6,9 +6,9 @@ character accuracy (patience 8, min_delta 0.001), a checkpoint every 5 epochs
 keeping 3, a log line every 25 steps.
 
 Command:
-  python -m ocr_jax.main --config=configs/fast_convergence.py \
+  python -m ocr_jax.main --config=configs/fast_convergence.py \\
       --workdir=runs/fast_convergence
-  (append `:tiny` to the config path for a seconds-long smoke run)
+  (append `:tiny` to the config path for a 1-2 min smoke run)
 
 Expected on 2 CPU cores (its grid run, docs/results.md; test scored on the
 best validation state):

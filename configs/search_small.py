@@ -6,8 +6,8 @@ seeded random search draws K of the same space (learning rate log-uniform):
 
 Command:
   python -m launch.grid --grid_dir=runs/search --search=configs/search_small.py
-  python -m launch.grid --grid_dir=runs/search_r \
-      --search=configs/search_small.py --search_mode=random --num_samples=6 \
+  python -m launch.grid --grid_dir=runs/search_r \\
+      --search=configs/search_small.py --search_mode=random --num_samples=6 \\
       --search_seed=0
   python -m ocr_jax.report --grid_dir=runs/search
 

@@ -7,7 +7,7 @@ the picture also checks the label encoding). Labels are drawn with KhmerOS
 through libraqm, like the data.
 
   python -m ocr_jax.draw_samples --data_dir=/tmp/tfds --out_dir=docs \
-      --corpus_path=/work/shared/corpus/khm_lines.txt [--augment]
+      [--augment]
 
 writes docs/samples_<dataset>[_augmented].png for khmer_digits and
 khmer_text/{stage1,stage2,stage3,lines}.

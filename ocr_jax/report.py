@@ -89,8 +89,8 @@ def summarize_run(name: str, workdir: str,
   row = dict.fromkeys((
       'val_char_accuracy', 'val_seq_accuracy', 'test_char_accuracy',
       'test_seq_accuracy', 'best_epoch', 'epochs_run', 'stopped_early',
-      'seconds_per_epoch', 'train_seconds', 'elapsed_seconds', 'parameters', 'model',
-      'batch_size', 'learning_rate', 'optimizer', 'error', 'log_tail'))
+      'seconds_per_epoch', 'train_seconds', 'elapsed_seconds', 'parameters',
+      'model', 'batch_size', 'learning_rate', 'optimizer', 'error', 'log_tail'))
   row['name'] = name
   if results and results.get('status') == 'finished':
     config = results.get('config') or {}

@@ -5,9 +5,9 @@ import os
 import jax
 import pytest
 
-# OCR_JAX_CORPUS overrides the shared corpus (an absent file skips tests).
-CORPUS_PATH = os.environ.get('OCR_JAX_CORPUS',
-                             '/work/shared/corpus/khm_lines.txt')
+# The Khmer corpus shipped with the package (package data, always there).
+CORPUS_PATH = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'ocr_jax', 'data', 'corpus', 'khm_lines.txt')
 # Small splits keep every build to a couple of seconds; 37 and 21 are not
 # multiples of the test batch sizes, so eval padding is exercised.
 DIGITS_SPLIT_SIZES = {'train': 96, 'validation': 37, 'test': 21}
@@ -16,9 +16,7 @@ TEXT_SPLIT_SIZES = {'train': 64, 'validation': 21, 'test': 21}
 
 @pytest.fixture(scope='session')
 def corpus_path():
-  """The shared Khmer corpus; tests that need it skip when it is absent."""
-  if not os.path.exists(CORPUS_PATH):
-    pytest.skip(f'corpus {CORPUS_PATH} not available')
+  """The shipped Khmer corpus (`khmer_text.DEFAULT_CORPUS`)."""
   return CORPUS_PATH
 
 

@@ -21,8 +21,8 @@ def _examples(name, data_dir, split):
                                                shuffle_files=False)))
 
 
-def _record_bytes(data_dir):
-  files = sorted(glob.glob(os.path.join(data_dir, 'khmer_digits', '*',
+def _record_bytes(data_dir, dataset='khmer_digits'):
+  files = sorted(glob.glob(os.path.join(data_dir, dataset, '*',
                                         '*.tfrecord*')))
   assert len(files) == 3
   contents = {}
@@ -100,6 +100,35 @@ def test_text_metadata_records_corpus(khmer_text_dir, corpus_path):
       corpus_path)
 
 
+def test_shipped_corpus_is_the_default(corpus_path):
+  assert os.path.samefile(khmer_text.DEFAULT_CORPUS, corpus_path)
+  assert khmer_text.resolve_corpus(None) == khmer_text.DEFAULT_CORPUS
+  assert khmer_text.resolve_corpus('') == khmer_text.GENERATOR == ''
+  # The Tesseract langdata subset, byte for byte (see corpus/README.md).
+  shipped = 'ac4bc1ddfbcb5204327707ce3c0aa850430a73a7'
+  assert khmer_text.corpus_sha1(None) == shipped
+  assert khmer_text.corpus_sha1(corpus_path) == shipped
+  assert khmer_text.corpus_sha1('') == ''
+  lines = khmer_text.read_corpus(khmer_text.DEFAULT_CORPUS)
+  assert len(lines) > 5000
+  readme = os.path.join(os.path.dirname(corpus_path), 'README.md')
+  with open(readme, encoding='utf-8') as f:
+    assert 'Apache' in f.read()
+
+
+def test_default_corpus_builds_the_same_data(khmer_text_dir, tmp_path,
+                                             build_dataset,
+                                             text_split_sizes):
+  """No corpus_path gives the records that the explicit path gives."""
+  builder = build_dataset('khmer_text/stage1', tmp_path,
+                          split_sizes=text_split_sizes)
+  assert builder.corpus_path == khmer_text.DEFAULT_CORPUS
+  assert builder.info.metadata['corpus_sha1'] == khmer_text.corpus_sha1(None)
+  stage1 = os.path.join('khmer_text', 'stage1')
+  assert (_record_bytes(str(tmp_path), stage1) ==
+          _record_bytes(khmer_text_dir, stage1))
+
+
 def test_line_split_proportions(corpus_path):
   lines = khmer_text.read_corpus(corpus_path)
   counts = {s: 0 for s in khmer_text.SPLITS}
@@ -111,8 +140,10 @@ def test_line_split_proportions(corpus_path):
 
 def test_generated_text_without_corpus(tmp_path, build_dataset):
   builder = build_dataset('khmer_text/stage2', tmp_path,
+                          corpus_path=khmer_text.GENERATOR,
                           split_sizes={'train': 24, 'validation': 4,
                                        'test': 4})
+  assert builder.corpus_path == ''
   assert builder.info.metadata['corpus_sha1'] == ''
   allowed = set(syllables.DEFAULT_CHAR_RANKING[:60])
   for example in _examples('khmer_text/stage2', str(tmp_path), 'train'):

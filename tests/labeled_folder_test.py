@@ -1,7 +1,9 @@
-"""Tests for ocr_jax.data.labeled_folder: validation, error reports, TFDS export."""
+"""Tests of ocr_jax.data.labeled_folder: validation, errors, TFDS export."""
 
 import os
 
+from absl import app
+from absl import flags
 import numpy as np
 from PIL import Image
 import pytest
@@ -16,6 +18,14 @@ def _write_image(path, width=60, height=20):
   image = Image.new('RGB', (width, height), 'white')
   image.paste((0, 0, 0), (5, 5, width - 5, height - 5))
   image.save(path)
+
+
+def _run_cli(*args) -> int:
+  """Runs the command line's main on fresh flags, as `app.run` would."""
+  flag_values = flags.FlagValues()
+  labeled_folder.define_flags(flag_values)
+  return labeled_folder.main(flag_values(['labeled_folder', *args]),
+                             flag_values)
 
 
 def make_folder(root, lines, images=()):
@@ -103,10 +113,15 @@ def test_tfds_dataset_feeds_the_training_pipeline(tmp_path):
                        [f'{n}\t{DIGITS[:i + 1]}' for i, n in enumerate(names)],
                        images=names)
   data_dir = str(tmp_path / 'tfds')
-  assert labeled_folder.main([
+  assert _run_cli(
       '--name=test_lines_ocr_jax', f'--data_dir={data_dir}',
       '--vocabulary=digits', f'--train={folder}',
-      f'--validation={folder}']) == 0
+      f'--validation={folder}') == 0
+  with pytest.raises(app.UsageError, match='at least one of'):
+    _run_cli('--name=other', f'--data_dir={data_dir}')
+  # The same name again: an error naming the existing dataset, status 1.
+  assert _run_cli('--name=test_lines_ocr_jax', f'--data_dir={data_dir}',
+                  '--vocabulary=digits', f'--train={folder}') == 1
   config = base.get_config('tiny')
   config.update(dataset='test_lines_ocr_jax', data_dir=data_dir,
                 image_width=256, batch_size=2, eval_batch_size=4)

@@ -3,10 +3,10 @@
 import json
 import math
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ocr_jax.text import khmer_normalizer
 from ocr_jax.training import metrics
 
 
@@ -118,8 +118,6 @@ def test_normalisation_makes_two_spellings_equal():
 
 
 def test_normalize_is_applied_to_both_sides(monkeypatch):
-  from ocr_jax.text import khmer_normalizer  # pylint: disable=g-import-not-at-top
-
   monkeypatch.setattr(khmer_normalizer, 'normalize_khmer', str.upper)
   scores = metrics.OcrScores()
   scores.update(['abc'], ['ABC'])

@@ -1,4 +1,4 @@
-"""Tests for ocr_jax.training.optim: schedules, optimizer scale, plateau, stopping."""
+"""ocr_jax.training.optim: schedules, optimizer, plateau scale, stopping."""
 
 import json
 

@@ -43,7 +43,7 @@ def perturb(reader, seed=0):
   return reader
 
 
-def write_workdir(workdir, reader, epoch=3):
+def write_run_folder(workdir, reader, epoch=3):
   """A training run folder with `reader`'s weights, saved as train.py does."""
   config = base.get_config('tiny')
   config.model = reader.spec.preset
@@ -165,15 +165,27 @@ def test_char_confidences_multiply_to_the_line_confidence(
   np.testing.assert_allclose(result.confidence, product, rtol=1e-5)
 
 
-def test_beam_search_reads(reader, images_folder):
-  results = reader.read(str(images_folder), beam_size=2,
-                        char_confidences=True)
-  assert all(r.ok and 0.0 <= r.confidence <= 1.0 for r in results)
-  assert all(len(r.characters) == len(r.text) for r in results)
+def test_beam_search_and_greedy_give_a_line_one_probability(
+    reader, images_folder):
+  greedy = reader.read(str(images_folder), char_confidences=True)
+  beam = reader.read(str(images_folder), beam_size=2, char_confidences=True)
+  same = 0
+  for g, b in zip(greedy, beam):
+    assert b.ok and 0.0 <= b.confidence <= 1.0
+    assert ''.join(c for c, _ in b.characters) == b.text
+    if b.text == g.text:
+      # One line, two decoders: beam search's exp(log-probability) equals
+      # greedy's product of token probabilities, and its rescored
+      # character probabilities are greedy's.
+      same += 1
+      np.testing.assert_allclose(b.confidence, g.confidence, rtol=1e-5)
+      np.testing.assert_allclose([p for _, p in b.characters],
+                                 [p for _, p in g.characters], rtol=1e-5)
+  assert same  # Else the comparison above never ran.
 
 
 def test_run_folder_restores_the_weights(reader, images_folder, tmp_path):
-  workdir = write_workdir(tmp_path / 'run', reader)
+  workdir = write_run_folder(tmp_path / 'run', reader)
   restored = load.load_reader(workdir, batch_size=4)
   assert restored.spec.preset == 'tiny'
   assert restored.spec.vocabulary.name == 'digits'
@@ -220,14 +232,14 @@ def test_variable_width_spec_from_the_dataset():
   assert not reader_lib.ReaderSpec.from_config(config, 'ctc').variable_width
 
 
-def test_workdir_from_older_model_code_still_reads(reader, images_folder,
+def test_run_folder_from_older_model_code_still_reads(reader, images_folder,
                                                    tmp_path, caplog):
   params = dict(reader.variables['params'])
   assert params.pop('ctc_head', None) is not None  # An auxiliary head.
   older = reader_lib.Reader(reader.spec, {
       'params': params, 'batch_stats': reader.variables['batch_stats']},
                             reader.predict_fns, model=reader.model)
-  workdir = write_workdir(tmp_path / 'old', older)
+  workdir = write_run_folder(tmp_path / 'old', older)
   restored = load.load_reader(workdir)
   assert 'another version of the model code' in caplog.text
   assert "['params']['ctc_head']" in caplog.text

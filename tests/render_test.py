@@ -1,4 +1,4 @@
-"""Tests of ocr_jax.data.render: fonts, glyph coverage, no clipping, determinism."""
+"""Tests of ocr_jax.data.render: fonts, coverage, no clipping, determinism."""
 
 import numpy as np
 from PIL import features, Image, ImageDraw, ImageFont

@@ -33,7 +33,8 @@ error naming the character (U+XXXX) and the sample (its tfds_id).
 
 Config fields read: dataset, corpus_path, vocabulary, image_height,
 image_width, max_label_length, batch_size, eval_batch_size, augment,
-shuffle_buffer.
+shuffle_buffer. For khmer_text, corpus_path None means the shipped corpus
+and '' the syllable generator (`khmer_text.resolve_corpus`).
 """
 
 import math
@@ -139,8 +140,9 @@ def _decode_and_fit(encoded, height: int, max_width: int):
   """`decode_image` plus the stored image's [height, width] (int32 [2])."""
   image = tf.io.decode_png(encoded, channels=3)
   shape = tf.shape(image)[:2]
-  # Reading's own resize (Pillow), so that training and reading agree; the
-  # training examples are cached decoded, so most pay this once.
+  # Reading's own resize (Pillow), so that training and reading agree.
+  # Training data up to MAX_DECODED_CACHE_BYTES is cached decoded, so it
+  # pays this once per example.
   image, width = tf.numpy_function(
       lambda pixels: _fit(pixels, height, max_width), [image],
       (tf.uint8, tf.int32), stateful=False)

@@ -41,13 +41,16 @@ image is instead fitted into height x fixed_width and centred on its border
 colour, like the khmer_digits renders.
 """
 
-import argparse
 import dataclasses
 import os
+import shutil
 import sys
 from typing import Mapping, Sequence
 
+from absl import app
+from absl import flags
 from absl import logging
+from etils import epath
 import numpy as np
 
 from ocr_jax.text import charset
@@ -56,6 +59,7 @@ from ocr_jax.data import preprocess
 from ocr_jax.text import khmer_normalizer
 
 LABELS_FILE = 'labels.tsv'
+SPLITS = ('train', 'validation', 'test')
 _HEADERS = (('filename', 'text'), ('path', 'text'), ('file', 'text'))
 
 
@@ -209,7 +213,7 @@ def build_tfds(name: str, splits: Mapping[str, str | Sequence[LabeledImage]],
   Returns:
     The dataset's directory.
   """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # Heavy: only building a dataset needs it.
   if name in tfds.list_builders():
     raise ValueError(f'{name!r} is a registered TFDS dataset; choose another '
                      'name')
@@ -222,7 +226,6 @@ def build_tfds(name: str, splits: Mapping[str, str | Sequence[LabeledImage]],
   builder = builder_class(examples=examples, image_height=image_height,
                           fixed_width=fixed_width, data_dir=data_dir)
   if builder.is_prepared() and overwrite:
-    import shutil  # pylint: disable=g-import-not-at-top
     shutil.rmtree(builder.data_dir)
     builder = builder_class(examples=examples, image_height=image_height,
                             fixed_width=fixed_width, data_dir=data_dir)
@@ -236,8 +239,7 @@ def build_tfds(name: str, splits: Mapping[str, str | Sequence[LabeledImage]],
 
 def _builder_class(name: str):
   """A TFDS builder class named `name` (not added to the TFDS registry)."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from etils import epath  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # Heavy: only building a dataset needs it.
 
   class LabeledFolderBuilder(tfds.core.GeneratorBasedBuilder,
                              skip_registration=True):
@@ -296,29 +298,50 @@ def _builder_class(name: str):
               skip_registration=True)
 
 
-def main(argv=None) -> int:
-  """Command line: writes labeled folders as a TFDS dataset."""
-  parser = argparse.ArgumentParser(
-      prog='python -m ocr_jax.data.labeled_folder',
-      description='Validates labeled image folders and writes them as a TFDS '
-      'dataset for training (see the module docstring).')
-  parser.add_argument('--name', required=True, help='The dataset name.')
-  parser.add_argument('--data_dir', required=True, help='TFDS data dir.')
-  parser.add_argument('--vocabulary', default='khmer')
-  parser.add_argument('--image_height', type=int, default=64)
-  parser.add_argument('--fixed_width', type=int, default=None,
-                      help='Fit images into height x this width, centred.')
-  parser.add_argument('--max_length', type=int, default=None)
-  parser.add_argument('--skip_invalid', action='store_true')
-  parser.add_argument('--overwrite', action='store_true')
-  for split in ('train', 'validation', 'test'):
-    parser.add_argument(f'--{split}', help=f'The {split} folder.')
-  args = parser.parse_args(argv)
-  splits = {split: getattr(args, split)
-            for split in ('train', 'validation', 'test')
-            if getattr(args, split)}
-  if not splits:
-    parser.error('give at least one of --train, --validation, --test')
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """Defines the command line's flags (on the global FLAGS when run).
+
+  Not at import: ocr_jax.evaluate imports this module and has a --data_dir
+  of its own.
+  """
+  flags.DEFINE_string('name', None, 'The dataset name.',
+                      flag_values=flag_values)
+  flags.DEFINE_string('data_dir', None, 'TFDS data dir.',
+                      flag_values=flag_values)
+  flags.DEFINE_string('vocabulary', 'khmer', 'Vocabulary checking labels.',
+                      flag_values=flag_values)
+  flags.DEFINE_integer('image_height', 64, 'Stored image height.',
+                       flag_values=flag_values)
+  flags.DEFINE_integer('fixed_width', None,
+                       'Fit images into height x this width, centred.',
+                       flag_values=flag_values)
+  flags.DEFINE_integer('max_length', None, 'Longest label allowed.',
+                       flag_values=flag_values)
+  flags.DEFINE_bool('skip_invalid', False,
+                    'Skip invalid labels.tsv lines with a warning.',
+                    flag_values=flag_values)
+  flags.DEFINE_bool('overwrite', False, 'Replace an existing dataset.',
+                    flag_values=flag_values)
+  for split in SPLITS:
+    flags.DEFINE_string(split, None, f'The {split} folder.',
+                        flag_values=flag_values)
+
+
+def main(argv: Sequence[str],
+         flag_values: flags.FlagValues = flags.FLAGS) -> int:
+  """Command line: writes labeled folders as a TFDS dataset.
+
+  Returns the exit status: 0, or 1 when a folder is invalid or the dataset
+  cannot be written; a usage error (no --name, --data_dir or split) exits 2.
+  """
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}', exitcode=2)
+  args = flag_values
+  splits = {split: args[split].value for split in SPLITS
+            if args[split].value}
+  if not args.name or not args.data_dir or not splits:
+    raise app.UsageError('give --name, --data_dir and at least one of '
+                         '--train, --validation, --test', exitcode=2)
   try:
     path = build_tfds(args.name, splits, data_dir=args.data_dir,
                       vocabulary=args.vocabulary,
@@ -335,4 +358,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  define_flags()
+  app.run(main)

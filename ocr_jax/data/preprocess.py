@@ -8,11 +8,11 @@ An image reaches a model in two steps, both defined here:
    `tf.numpy_function`) on every decoded example, so training and reading
    resize with the same code: Pillow's antialiased bilinear filter.
 2. Standardize (uint8 -> float32): `standardize` maps pixels to
-   (x / 255 - PIXEL_MEAN) / PIXEL_STD, the ImageNet statistics (as a
-   multiplication by PIXEL_STD_INVERSE). The training
-   pipeline applies augmentation between the division by 255 and the
-   subtraction of the mean, so it repeats these operations in TensorFlow in
-   the same order (`input_pipeline.standardize_batch`); without
+   (x / 255 - PIXEL_MEAN) / PIXEL_STD, the ImageNet statistics (the
+   division done as a multiplication by PIXEL_STD_INVERSE). The training
+   pipeline augments between the division by 255 and the subtraction of
+   the mean, so it repeats these operations in TensorFlow in the same order
+   (`input_pipeline.to_unit_range`, `standardize_batch`); without
    augmentation the two give identical float32 tensors
    (tests/preprocess_test.py checks this on real images of every mode).
 

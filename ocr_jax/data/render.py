@@ -22,11 +22,12 @@ import os
 import subprocess
 from typing import Iterable, Sequence
 
+from fontTools import ttLib
 import numpy as np
 from PIL import features, Image, ImageDraw, ImageFont
 
 KHMEROS_DIR = '/usr/share/fonts/truetype/khmeros'
-# The 8 KhmerOS families used for body text (SEED_FACTS Task 1). Left out:
+# The 8 KhmerOS body-text families (docs/prototype.md, "Data"). Left out:
 # Muol, Muol Light and Muol Pali (display/heading faces whose letter shapes
 # differ a lot from body text) and System (a UI face close to "Khmer OS").
 KHMEROS_FONTS = (
@@ -89,7 +90,6 @@ def _glob_khmeros() -> list[Font]:
 
 @functools.lru_cache(maxsize=None)
 def _family_name(path: str) -> str:
-  from fontTools import ttLib  # pylint: disable=g-import-not-at-top
   with ttLib.TTFont(path, lazy=True) as font:
     return font['name'].getDebugName(1) or ''
 
@@ -137,7 +137,6 @@ def khmeros_fonts() -> list[Font]:
 
 @functools.lru_cache(maxsize=None)
 def _cmap(font_path: str) -> frozenset[int]:
-  from fontTools import ttLib  # pylint: disable=g-import-not-at-top
   with ttLib.TTFont(font_path, lazy=True) as font:
     return frozenset(font.getBestCmap())
 

@@ -1,6 +1,6 @@
 """TFDS builders of ocr_jax; importing this package registers them.
 
-  khmer_digits                    1-8 Khmer digits, 64 x 128 (Task 1).
+  khmer_digits                    1-8 Khmer digits, 64 x 128.
   khmer_text/{stage1,stage2,stage3,lines}
                                   Khmer text, height 64, variable width.
 

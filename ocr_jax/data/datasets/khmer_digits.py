@@ -1,6 +1,7 @@
-"""TFDS builder `khmer_digits`: strings of 1-8 Khmer digits (SEED_FACTS Task 1).
+"""TFDS builder `khmer_digits`: strings of 1-8 Khmer digits, 64 x 128.
 
-Each example is a 64 x 128 RGB image of 1-8 digits U+17E0..U+17E9 drawn in
+The prototype study's task (docs/prototype.md, "Khmer digit strings"). Each
+example is a 64 x 128 RGB image of 1-8 digits U+17E0..U+17E9 drawn in
 one of the 8 KhmerOS fonts (`render.KHMEROS_FONTS`), scaled to fit, centred
 with a small random offset and padded by a procedural background.
 

@@ -1,4 +1,4 @@
-"""TFDS builder `khmer_text`: Khmer text images, height 64 (SEED_FACTS Task 2).
+"""TFDS builder `khmer_text`: Khmer text images, height 64.
 
 Configs (the prototype's curriculum, plus whole lines):
   stage1: the 30 most frequent characters, 1-5 characters long.
@@ -9,13 +9,20 @@ The stage configs hold 4,000 / 500 / 500 examples; `lines` holds every
 corpus line of each split (or 4,000 / 250 / 250 generated lines, 10-64
 characters long).
 
-Text source: a corpus file (UTF-8, one line per line) given as the builder
-kwarg `corpus_path`, e.g.
+Text source, the builder kwarg `corpus_path`:
+  None (the default)  the shipped corpus, `DEFAULT_CORPUS`
+                      (ocr_jax/data/corpus/khm_lines.txt: Tesseract langdata,
+                      Apache-2.0; see the README.md beside it);
+  a path              another corpus file (UTF-8, one line per line);
+  '' (`GENERATOR`)    no corpus: the procedural syllable generator
+                      (`syllables.py`).
+For example
 
-  tfds.builder('khmer_text/lines', data_dir=data_dir,
-               corpus_path='/work/shared/corpus/khm_lines.txt')
+  tfds.builder('khmer_text/lines', data_dir=data_dir)   # shipped corpus
+  tfds.builder('khmer_text/stage1', data_dir=data_dir, corpus_path='')
 
-or, without a corpus, the procedural syllable generator (`syllables.py`).
+The same corpus file (or the generator) and seed give the same examples,
+whichever way the corpus is named.
 Each line is normalised (`normalize_khmer`) and assigned to a split by the
 SHA-1 of the normalised line (90 / 5 / 5), so a test line never feeds
 training in any config. The stage configs draw their texts from runs of whole
@@ -28,6 +35,9 @@ The data depends on the corpus, which is not part of the data_dir path: the
 corpus SHA-1 is stored in the dataset metadata (`corpus_sha1`, '' for the
 generator) and `input_pipeline.ensure_built` refuses a mismatch.
 
+The stage configs are the curriculum the prototype planned for full Khmer
+text (docs/prototype.md, "Full Khmer text").
+
 Features:
   image:  uint8 [64, width, 3], PNG; the text is scaled to height 64.
   width:  int32, the image width in pixels.
@@ -38,9 +48,10 @@ Features:
 """
 
 import collections
+from collections.abc import Iterator, Mapping, Sequence
 import dataclasses
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+import os
 
 from etils import epath
 import numpy as np
@@ -51,6 +62,12 @@ from ocr_jax.data import render
 from ocr_jax.data.datasets import khmer_digits
 from ocr_jax.data.datasets import syllables
 
+# The corpus shipped with the package (package data; see corpus/README.md).
+DEFAULT_CORPUS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'corpus',
+    'khm_lines.txt')
+# The corpus_path that selects the syllable generator instead of a corpus.
+GENERATOR = ''
 IMAGE_HEIGHT = 64
 MAX_LINE_LENGTH = 64
 SPLITS = ('train', 'validation', 'test')
@@ -138,8 +155,17 @@ def cluster_runs(lines: Sequence[str], allowed: set[str], min_length: int,
   return {length: list(texts) for length, texts in sorted(runs.items())}
 
 
-def corpus_sha1(path: str | None) -> str:
-  """SHA-1 of the corpus file bytes, '' without a corpus."""
+def resolve_corpus(corpus_path: str | None) -> str:
+  """The corpus file a corpus_path names: None is `DEFAULT_CORPUS`.
+
+  Returns '' (`GENERATOR`) for the syllable generator.
+  """
+  return DEFAULT_CORPUS if corpus_path is None else os.fspath(corpus_path)
+
+
+def corpus_sha1(corpus_path: str | None) -> str:
+  """SHA-1 of the corpus file bytes ('' for the generator)."""
+  path = resolve_corpus(corpus_path)
   if not path:
     return ''
   with open(path, 'rb') as f:
@@ -221,13 +247,14 @@ class KhmerText(tfds.core.GeneratorBasedBuilder):
     unknown = set(split_sizes or {}) - set(SPLITS)
     if unknown:
       raise ValueError(f'unknown splits {sorted(unknown)}')
-    self._corpus_path = corpus_path
+    self._corpus_path = resolve_corpus(corpus_path)
     self._seed = seed
     self._split_sizes = dict(split_sizes or {})
     super().__init__(**kwargs)
 
   @property
-  def corpus_path(self) -> str | None:
+  def corpus_path(self) -> str:
+    """The corpus file used; '' for the syllable generator."""
     return self._corpus_path
 
   def _info(self) -> tfds.core.DatasetInfo:

@@ -1,6 +1,6 @@
 """Procedural Khmer text: syllables, words and phrases in canonical order.
 
-Used by `khmer_text` when no corpus is given. A syllable is
+Used by `khmer_text` with `corpus_path=''` (no corpus). A syllable is
 
   consonant [COENG consonant] [dependent vowel] [final sign]
 
@@ -24,8 +24,8 @@ VOWELS = ''.join(chr(c) for c in range(0x17B6, 0x17C6))
 FINAL_SIGNS = '\u17c6\u17c7\u17cb\u17cd'
 
 # Khmer-block characters (and space) ranked by frequency in the normalised
-# Tesseract khm corpus (/work/shared/corpus/khm_lines.txt); the curriculum's
-# "top-N characters" when no corpus is given.
+# shipped corpus (khmer_text.DEFAULT_CORPUS, Tesseract's khm text); the
+# curriculum's "top-N characters" with the generator (no corpus).
 DEFAULT_CHAR_RANKING = (
     '\u17d2\u17b6\u1793\u179a \u179f\u1780\u178f\u1798\u1794\u1784'
     '\u179b\u17b7\u1791\u1799\u17bb\u17c6\u1785\u17b8\u1796\u17cb\u179c'
