@@ -21,7 +21,6 @@ import collections
 import functools
 import json
 import os
-import platform
 import time
 
 from absl import app
@@ -31,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import machine
 from ocr_jax import models
 from ocr_jax.models import conv
 
@@ -38,20 +38,6 @@ FLAGS = flags.FLAGS
 
 ConvShape = collections.namedtuple(
     'ConvShape', 'input kernel strides padding groups reads_images')
-
-
-def machine_info() -> dict:
-  """CPU model, core count, jax version and backend."""
-  cpu = platform.processor()
-  try:
-    with open('/proc/cpuinfo') as f:
-      cpu = next(line.split(':', 1)[1].strip() for line in f
-                 if line.startswith('model name'))
-  except (OSError, StopIteration):
-    pass
-  return {'cpu': cpu, 'cpu_count': os.cpu_count(), 'jax': jax.__version__,
-          'backend': jax.default_backend(),
-          'device': str(jax.devices()[0].device_kind)}
 
 
 def _cpu_ticks() -> tuple[int, int]:
@@ -202,7 +188,7 @@ def main(argv):
   print(json.dumps(totals, indent=1))
   os.makedirs(os.path.dirname(FLAGS.output) or '.', exist_ok=True)
   with open(FLAGS.output, 'w') as f:
-    json.dump({'machine': machine_info(), 'preset': FLAGS.preset,
+    json.dump({'machine': machine.machine_info(), 'preset': FLAGS.preset,
                'batch_size': FLAGS.batch_size,
                'image': [FLAGS.height, FLAGS.width], 'totals': totals,
                'shapes': rows}, f, indent=1)

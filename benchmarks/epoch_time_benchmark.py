@@ -36,7 +36,7 @@ from ocr_jax.training import run_folder  # pylint: disable=g-import-not-at-top
 from ocr_jax.training import train  # pylint: disable=g-import-not-at-top
 
 TARGET_SECONDS = 300.0
-# The prototype's PyTorch code on this machine kind (SEED_FACTS.md):
+# The prototype's PyTorch code on this machine kind (docs/prototype.md):
 # seconds per step at the experiment's batch, by model preset.
 PROTOTYPE_STEP_SECONDS = {'small': (32, 0.317), 'medium': (64, 0.640),
                           'large': (32, 0.877), 'ctc_small': (64, 0.554)}

@@ -35,7 +35,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # --- Data ---
   # TFDS dataset name (optionally 'name/config'), built on first use.
   config.dataset = 'khmer_digits'
-  # Corpus file for khmer_text; None uses the procedural syllable generator.
+  # Corpus file for khmer_text; None: the corpus shipped with the package
+  # (ocr_jax/data/corpus), '': the procedural syllable generator.
   config.corpus_path = ml_collections.config_dict.placeholder(str)
   # TFDS data directory; None means ~/tensorflow_datasets.
   config.data_dir = ml_collections.config_dict.placeholder(str)

@@ -30,7 +30,8 @@ from ocr_jax.text import charset
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data dir.')
 _OUT_DIR = flags.DEFINE_string('out_dir', 'docs', 'Where PNGs go.')
 _CORPUS = flags.DEFINE_string('corpus_path', None,
-                              'Corpus for khmer_text (None: generator).')
+                              "Corpus for khmer_text (unset: the shipped "
+                              "corpus; '': the syllable generator).")
 _AUGMENT = flags.DEFINE_bool('augment', False, 'Show augmented images.')
 _DATASETS = flags.DEFINE_list(
     'datasets', ['khmer_digits', 'khmer_text/stage1', 'khmer_text/stage2',
