@@ -62,8 +62,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model = 'small'
   # Dropout rate everywhere in the model.
   config.dropout_rate = 0.1
-  # Computation dtype: 'bfloat16' (mixed precision: float32 parameters, loss,
-  # LSTMs and optimizer; 22 % faster steps on CPU) or 'float32'.
+  # Computation dtype: 'bfloat16' (mixed precision: float32 parameters, loss
+  # and optimizer, float32 LSTMs on CPU; a conservative_small step takes
+  # 25 % less time than in float32, benchmarks/results/model_step*.json) or
+  # 'float32'.
   config.dtype = 'bfloat16'
   # Platform the model computes for (ocr_jax.models.backend): 'auto' (this
   # process's jax backend), 'cpu' (im2col convolutions, float32 LSTMs...) or
