@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-FONTS=(fonts-khmeros fonts-sil-mondulkiri fonts-noto-core fontconfig)
+FONTS=(fonts-khmeros fonts-sil-mondulkiri fonts-sil-mondulkiri-extra
+       fonts-noto-core fonts-noto-extra wamerican fontconfig)
 # dpkg -s is quick; apt only runs when a package is missing.
 if ! dpkg -s "${FONTS[@]}" >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
