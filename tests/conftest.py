@@ -30,7 +30,8 @@ def corpus_lines(corpus_path):
 def build(name, data_dir, **kwargs):
   """Builds a registered ocr_jax dataset into data_dir; returns the builder."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  import ocr_jax.data.datasets  # pylint: disable=g-import-not-at-top,unused-import
+  # Registers the builders with TFDS.
+  import ocr_jax.data.datasets  # noqa: F401  pylint: disable=unused-import
   builder = tfds.builder(name, data_dir=str(data_dir), **kwargs)
   builder.download_and_prepare()
   return builder

@@ -1,4 +1,4 @@
-"""Tests of ocr_jax.text.khmer_normalizer on hand-made cases and real corpus lines."""
+"""Tests of ocr_jax.text.khmer_normalizer: hand-made cases, real corpus lines."""
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -11,8 +11,9 @@ from ocr_jax.data import render
 normalize_khmer = khmer_normalizer.normalize_khmer
 
 # Rank of each cluster part in the canonical order, for an independent check.
-_RANKS = {khmer_normalizer.BASE: 0, khmer_normalizer.SHIFTER: 1, khmer_normalizer.COENG_CAT: 2,
-          khmer_normalizer.VOWEL: 3, khmer_normalizer.SIGN: 4}
+_RANKS = {khmer_normalizer.BASE: 0, khmer_normalizer.SHIFTER: 1,
+          khmer_normalizer.COENG_CAT: 2, khmer_normalizer.VOWEL: 3,
+          khmer_normalizer.SIGN: 4}
 
 
 def _is_canonical(text: str) -> bool:

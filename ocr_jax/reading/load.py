@@ -24,6 +24,7 @@ from ocr_jax.models import decode
 from ocr_jax.reading import reader as reader_lib
 from ocr_jax.training import run_folder
 
+
 def load_reader(spec: str, *, batch_size: int = 32,
                 backend: str = 'auto') -> reader_lib.Reader:
   """A Reader for a run folder, an exported file or a pretrained name.

@@ -42,7 +42,6 @@ def masked_cross_entropy(
     (loss_sum, weight_sum): float32 scalars; the mean loss is their ratio.
   """
   log_probs = _log_probs(logits)
-  vocab = logits.shape[-1]
   target_log_prob = jnp.take_along_axis(
       log_probs, targets[..., None].astype(jnp.int32), axis=-1
   )[..., 0]
