@@ -1,4 +1,4 @@
-"""Tests of ocr_jax.text.khmer_normalizer: hand-made cases, real corpus lines."""
+"""Tests of ocr_jax.text.khmer_normalizer: hand-made cases, corpus lines."""
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
