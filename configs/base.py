@@ -131,6 +131,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.early_stopping_min_delta = 1e-3
   # Save a checkpoint every this many epochs (and at the end).
   config.checkpoint_every_epochs = 5
+  # Also save one every this many steps inside epochs (0 = off), for exact
+  # resume after preemption; SIGTERM always saves one.
+  config.checkpoint_every_steps = 0
   # Keep this many recent checkpoints (the best one is kept besides).
   config.keep_checkpoints = 3
   # Write training metrics every this many steps.

@@ -5,6 +5,9 @@
 #   bash launch/setup.sh ocr_jax.main --config=configs/conservative_small.py \
 #       --workdir=runs/conservative_small
 #   bash launch/setup.sh launch.grid --grid_dir=runs/grid
+# OCR_JAX_EXTRAS picks the pyproject extras: 'test' (default, CPU), 'tpu' on
+# TPU VMs, 'cuda' on NVIDIA GPU hosts (docs/scale_out.md); the environment
+# (OCR_JAX_DISTRIBUTED, JAX_COORDINATOR_ADDRESS...) passes through to the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,11 +26,13 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 . .venv/bin/activate
-# Reinstall only when pyproject.toml changed since the last install.
-STAMP=.venv/.ocr_jax_installed
+# Reinstall only when pyproject.toml or the extras changed since the last
+# install.
+EXTRAS="${OCR_JAX_EXTRAS:-test}"
+STAMP=".venv/.ocr_jax_installed_${EXTRAS//,/_}"
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   pip install -q --upgrade pip
-  pip install -q -e '.[test]'
+  pip install -q -e ".[${EXTRAS}]"
   touch "$STAMP"
 fi
 

@@ -5,11 +5,14 @@
 
 Rerunning with the same workdir resumes from its latest checkpoint. Set
 OCR_JAX_DISTRIBUTED=1 on every host of a multi-host job (e.g. a TPU pod
-slice) to call jax.distributed.initialize() first.
+slice) to call jax.distributed.initialize() first (docs/scale_out.md).
+On SIGTERM (a preemption notice) training saves a checkpoint and the
+process exits with status 143; rerunning the command resumes from there.
 """
 
 import logging as pylogging
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -40,6 +43,7 @@ def main(argv):
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   import jax  # Heavy: imported after flag parsing, so --help stays fast.
   import tensorflow as tf  # Heavy, and must see TF_CPP_MIN_LOG_LEVEL.
+  from ocr_jax.training import preemption  # Heavy: imports JAX.
   from ocr_jax.training import train  # Heavy: imports JAX and TensorFlow.
 
   # tf.data only feeds the host; keep TensorFlow off any accelerator.
@@ -48,7 +52,11 @@ def main(argv):
     jax.distributed.initialize()
   logging.info('JAX process %d/%d, local devices: %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
-  train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  try:
+    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except preemption.Preempted as stopped:
+    logging.warning('%s', stopped)
+    sys.exit(preemption.EXIT_CODE)
 
 
 if __name__ == '__main__':

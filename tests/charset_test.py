@@ -65,3 +65,12 @@ def test_pad_labels():
 def test_unknown_vocabulary_lists_valid_names():
   with pytest.raises(ValueError, match='digits'):
     charset.get_vocabulary('latin')
+
+
+def test_latin_letters_are_appended_keeping_every_older_id():
+  vocab = charset.get_vocabulary('khmer')
+  assert vocab.size == 235
+  # Ids of the 183-id vocabulary before the Latin letters, unchanged.
+  assert vocab.encode('\u1780\u17e0 0~\u00a3') == [5, 97, 117, 118, 159, 182]
+  assert vocab.encode('AZaz') == [183, 208, 209, 234]
+  assert vocab.decode([183, 209]) == 'Aa'

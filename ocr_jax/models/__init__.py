@@ -18,6 +18,11 @@ against the prototype's reported figures):
 
   small 12.03 M   medium 15.87 M   large 28.59 M   ctc_small 11.71 M
 
+The `line_*` presets read printed text lines (48 px high, one frame per
+4 px). For the 235-id 'khmer' vocabulary: line_ctc 5.61 M parameters, a
+training step (bfloat16, batch 32 of 48 x 768) 1.77 s on 2 CPU cores;
+line_ctc_small 1.31 M, 0.89 s (benchmarks/model_step_benchmark.py).
+
 The prototype's `text_*` presets list multi-head attention ("heads"); these
 models use a single additive (Bahdanau) attention of the same size instead,
 so `attention_heads` is recorded in the `Architecture` but not used.
@@ -95,6 +100,12 @@ _TINY = dict(feature=32, encoder_hidden=32, decoder_hidden=32,
              attention_dim=32, resnet_widths=(8, 16, 16, 32),
              resnet_blocks=(1, 1, 1, 1))
 
+# Text lines: the stem and pool divide the width by 4 and no stage divides
+# it again, so a frame covers 4 px: dense Khmer lines (130 characters in
+# about 1,500 px) need a frame per character plus blanks between repeats.
+# The height (48 px input, 12 after the pool) halves in every stage.
+_LINE_STRIDES = ((2, 1), (2, 1), (2, 1), (2, 1))
+
 PRESETS: dict[str, Architecture] = {
     'small': _attention(feature=256, encoder_hidden=128, decoder_hidden=128,
                         attention_dim=128),
@@ -123,6 +134,16 @@ PRESETS: dict[str, Architecture] = {
                       encoder_layers=2, max_length=30),
     'tiny': _attention(**_TINY),
     'tiny_ctc': _ctc(**_TINY),
+    # Printed text lines: 4 px per frame (see _LINE_STRIDES).
+    'line_ctc': _ctc(feature=256, encoder_hidden=256, encoder_layers=2,
+                     max_length=192, resnet_widths=(32, 64, 128, 256),
+                     resnet_blocks=(2, 2, 2, 2), stage_strides=_LINE_STRIDES),
+    'line_ctc_small': _ctc(feature=192, encoder_hidden=128, encoder_layers=2,
+                           max_length=192, resnet_widths=(32, 64, 96, 128),
+                           resnet_blocks=(1, 1, 1, 1),
+                           stage_strides=_LINE_STRIDES),
+    'tiny_line_ctc': _ctc(**_TINY, max_length=192,
+                          stage_strides=_LINE_STRIDES),
 }
 
 MODELS = {'attention': AttentionOCR, 'ctc': CTCOCR}

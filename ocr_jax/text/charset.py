@@ -16,8 +16,12 @@ Vocabularies:
           vowels, signs, COENG, punctuation, currency), Khmer digits, lek
           attak numerals, space, ASCII digits and printable ASCII punctuation,
           and the other punctuation and symbols found in the Tesseract-derived
-          Khmer line corpus. Invisible characters (U+17B4, U+17B5, zero-width
-          joiners) are left out: the normaliser removes them.
+          Khmer line corpus, then the Latin letters A-Z and a-z (ids 183-234,
+          size 235). The Latin letters were appended after every older
+          character, so each id of the earlier 183-id vocabulary is
+          unchanged and its models still decode correctly. Invisible
+          characters (U+17B4, U+17B5, zero-width joiners) are left out: the
+          normaliser removes them.
 """
 
 import dataclasses
@@ -40,8 +44,11 @@ _OTHER_PUNCTUATION = (
     '\u00ab\u00bb\u201c\u201d\u2018\u2019\u201e\u2039\u203a\u2026\u2044'
     '\u00f7\u00d7\u00b1\u00b0\u00a9\u00a6\u00ac\u00b2\u02dc'
     '\u20ac\u00a5\u00a3')
+# Appended last (never inserted) so that every older id stays the same.
+LATIN_LETTERS = string.ascii_uppercase + string.ascii_lowercase
 KHMER_CHARS = (_KHMER_LETTERS_AND_SIGNS + KHMER_DIGITS + _KHMER_LEK_ATTAK +
-               ' ' + string.digits + string.punctuation + _OTHER_PUNCTUATION)
+               ' ' + string.digits + string.punctuation + _OTHER_PUNCTUATION +
+               LATIN_LETTERS)
 
 
 class OutOfVocabularyError(ValueError):

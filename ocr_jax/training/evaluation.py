@@ -2,7 +2,10 @@
 
 Prediction runs on device (a jitted function of a batch); decoding ids to
 text and scoring edit distances runs on the host, over every unmasked
-example of the split. `sample_sheet` presents the samples.
+example of the split. Each process scores its own rows; the counts are then
+summed over all processes (`sum_over_processes`), so every process returns
+the same scores and takes the same early-stopping and plateau decisions.
+`sample_sheet` presents the samples (each process keeps its own).
 """
 
 from typing import Callable, Iterable
@@ -27,7 +30,8 @@ def evaluate(predict_fn: Callable, dataset: Iterable[dict],
     num_samples: how many (image, reference, prediction) samples to keep.
 
   Returns:
-    (scores dict of metrics.OcrScores.result(), list of sample dicts with
+    (scores dict of metrics.OcrScores.result() over all processes, the
+    same on each; list of this process's sample dicts with
     'image' (uint8 [height, width, 3], cropped to its width), 'reference',
     'prediction' and 'confidence').
   """
@@ -49,4 +53,19 @@ def evaluate(predict_fn: Callable, dataset: Iterable[dict],
           'prediction': vocab.decode(ids[index]),
           'confidence': float(confidences[index]),
       })
-  return scores.result(), samples
+  return sum_over_processes(scores).result(), samples
+
+
+def sum_over_processes(scores: metrics.OcrScores) -> metrics.OcrScores:
+  """The scores of every process merged, in process order (a collective).
+
+  One process: `scores` itself. Several: the same totals on each process.
+  """
+  states = sharding.allgather_json(scores.state_dict())
+  if len(states) == 1:
+    return scores
+  total = metrics.OcrScores(normalize=scores.normalize,
+                            max_worst=scores.max_worst)
+  for state in states:
+    total.merge(metrics.OcrScores.from_state_dict(state))
+  return total

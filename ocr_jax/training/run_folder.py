@@ -5,18 +5,28 @@ This is the one module that knows where a run keeps what:
   WORKDIR/
     checkpoints/   orbax checkpoints of recent epochs, for resuming
     best/          the orbax checkpoint of the best epoch, for reading
+    mid_epoch/     the latest checkpoint taken inside an epoch (every
+                   config.checkpoint_every_steps, or on SIGTERM), keyed by
+                   the global training step; resuming prefers it when it is
+                   later than the last epoch's
     metrics.jsonl  one JSON record per epoch (a resume rewrites it)
     results.json   the final scores, written when training finishes
     samples.png    test-set transcriptions of the best state
     status.json    the outcome of the run's process (launch.grid only)
     train.log      its stdout and stderr (launch.grid only)
 
-Each checkpoint step is an epoch and holds three items: `state` (the
-TrainState), `host` (the loop's JSON state: epoch, history, plateau and
-early stopping) and `config` (the experiment config as JSON).
+Each checkpoint step of checkpoints/ and best/ is an epoch (of mid_epoch/, a
+global step) and holds three items: `state` (the TrainState), `host` (the
+loop's JSON state: epoch, history, plateau and early stopping, and inside an
+epoch its position) and `config` (the experiment config as JSON).
 
-Training writes with `create_checkpoint_managers`, `save_checkpoint`,
-`append_metrics` and `write_results`; resumes with `restore_checkpoint`.
+Every process of a multi-process run calls the saves and restores (orbax
+coordinates them; the workdir must be one folder all processes see); only
+process 0 writes the record files (the caller's rule).
+
+Training writes with `create_checkpoint_managers`,
+`create_mid_epoch_manager`, `save_checkpoint`, `append_metrics` and
+`write_results`; resumes with `restore_checkpoint`.
 Reading restores a model's weights with `restore_variables`; the report,
 the grid and the benchmarks read records with `read_results`,
 `read_metrics`, `read_status` (missing or half-written files read as None or
@@ -34,6 +44,7 @@ import orbax.checkpoint as ocp
 
 CHECKPOINTS = 'checkpoints'
 BEST = 'best'
+MID_EPOCH = 'mid_epoch'
 METRICS = 'metrics.jsonl'
 RESULTS = 'results.json'
 SAMPLES = 'samples.png'
@@ -53,6 +64,10 @@ def checkpoints_dir(workdir: str) -> str:
 
 def best_dir(workdir: str) -> str:
   return os.path.join(workdir, BEST)
+
+
+def mid_epoch_dir(workdir: str) -> str:
+  return os.path.join(workdir, MID_EPOCH)
 
 
 def metrics_path(workdir: str) -> str:
@@ -102,23 +117,33 @@ def create_checkpoint_managers(
   return recent, best
 
 
-def save_checkpoint(manager: ocp.CheckpointManager, epoch: int, state: Any,
+def create_mid_epoch_manager(workdir: str) -> ocp.CheckpointManager:
+  """The latest checkpoint inside an epoch, keyed by the global step."""
+  return ocp.CheckpointManager(
+      os.path.abspath(mid_epoch_dir(workdir)),
+      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+
+
+def save_checkpoint(manager: ocp.CheckpointManager, step: int, state: Any,
                     host_state: dict[str, Any],
                     config: ml_collections.ConfigDict) -> None:
-  """Saves the state, the loop's host state and the config at `epoch`."""
-  if epoch in manager.all_steps():
+  """Saves the state, the loop's host state and the config at `step`.
+
+  `step` is the epoch (checkpoints/, best/) or the global step (mid_epoch/).
+  """
+  if step in manager.all_steps():
     return  # A replayed epoch (after a resume) reproduces the saved state.
-  manager.save(epoch, args=ocp.args.Composite(
+  manager.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state),
       host=ocp.args.JsonSave(host_state),
       config=ocp.args.JsonSave(config.to_dict())))
 
 
-def restore_checkpoint(manager: ocp.CheckpointManager, epoch: int,
+def restore_checkpoint(manager: ocp.CheckpointManager, step: int,
                        state: Any) -> tuple[Any, dict[str, Any]]:
-  """(state, host state) of `epoch`, shaped and placed like `state`."""
+  """(state, host state) of `step`, shaped and placed like `state`."""
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-  restored = manager.restore(epoch, args=ocp.args.Composite(
+  restored = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract),
       host=ocp.args.JsonRestore()))
   return restored['state'], restored['host']

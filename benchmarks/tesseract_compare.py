@@ -1,0 +1,182 @@
+"""ocr_jax against Tesseract 5 (`khm`) on the same rendered Khmer test lines.
+
+  python -m benchmarks.tesseract_compare --model=khmer-text \\
+      [--lines_per_set=50] [--seed=0] [--output=FILE]
+
+The test lines come from `ocr_jax.data.synth_lines.make_sample` on the
+corpus's test split (text never trained on), in six sets: each tier
+('clean', 'scan': low resolution, blur, JPEG, bitonal..., 'long': 70-130+
+characters) in the trained font families and in the held-out ones. Every
+line is written as a PNG file, then read by both systems from the files:
+
+  ocr_jax    `load.load_reader(--model).read(paths)`, batched (--batch_size)
+  tesseract  `tesseract IMG stdout -l khm --psm 7`, one process per line
+
+Both outputs and the labels go through `normalize_khmer` before scoring.
+Reported, overall, per set, per tier and per font family (held-out ones
+marked): CER, exact-line accuracy, lines/s; and the batch-1 time of one
+line about 1,000 px wide for both. Both run in the same process on the
+same machine, so their ratio is meaningful even where the machine's speed
+is not. Without Tesseract (or its `khm` data) the comparison says so and
+reports ocr_jax alone. Prints a table and writes JSON
+(benchmarks/results/tesseract_compare.json by default).
+"""
+
+import collections
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+from PIL import Image
+
+from benchmarks import machine
+from ocr_jax.data import synth_lines
+from ocr_jax.reading import load
+from ocr_jax.text import khmer_normalizer
+from ocr_jax.training import metrics
+
+TIERS = ('clean', 'scan', 'long')
+
+_MODEL = flags.DEFINE_string('model', 'khmer-text', 'Run folder, .ocrx or '
+                             'shipped model name.')
+_LINES = flags.DEFINE_integer('lines_per_set', 50, 'Lines per (tier, font '
+                              'group) set.')
+_SEED = flags.DEFINE_integer('seed', 20261202, 'Seed of the test lines.')
+_BATCH = flags.DEFINE_integer('batch_size', 32, 'ocr_jax batch size.')
+_TESSERACT = flags.DEFINE_string('tesseract', 'tesseract', 'Tesseract '
+                                 'binary.')
+_OUTPUT = flags.DEFINE_string(
+    'output', os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                           'results', 'tesseract_compare.json'),
+    'JSON output path.')
+
+
+def write_test_lines(folder: str, lines_per_set: int, seed: int) -> list:
+  """Renders the six test sets to PNG files; returns one record per line."""
+  records = []
+  for tier in TIERS:
+    for held_out in (False, True):
+      for index in range(lines_per_set):
+        sample = synth_lines.make_sample(seed, index, 'test',
+                                         held_out_fonts=held_out, tier=tier)
+        name = f'{tier}_{"heldout" if held_out else "trained"}_{index:04d}'
+        path = os.path.join(folder, name + '.png')
+        Image.fromarray(sample.image).save(path)
+        records.append({'path': path, 'text': sample.text, 'tier': tier,
+                        'held_out': held_out, 'family': sample.family,
+                        'width': int(sample.image.shape[1])})
+  return records
+
+
+def tesseract_available(binary: str) -> str | None:
+  """None when `binary` can read Khmer, else why not."""
+  if shutil.which(binary) is None:
+    return f'{binary} is not installed (Debian: tesseract-ocr)'
+  langs = subprocess.run([binary, '--list-langs'], capture_output=True,
+                         text=True, check=False).stdout.split()
+  if 'khm' not in langs:
+    return 'Tesseract has no khm data (Debian: tesseract-ocr-khm)'
+  return None
+
+
+def tesseract_read(binary: str, path: str) -> str:
+  out = subprocess.run([binary, path, 'stdout', '-l', 'khm', '--psm', '7'],
+                       capture_output=True, text=True, check=False)
+  return ' '.join(out.stdout.split())
+
+
+def score(records, key: str) -> dict:
+  """CER, exact-line accuracy and counts of `key` predictions by group."""
+  groups = collections.defaultdict(list)
+  for record in records:
+    groups['all'].append(record)
+    groups[f'tier:{record["tier"]}'].append(record)
+    held = 'held_out' if record['held_out'] else 'trained'
+    groups[f'set:{record["tier"]}/{held}'].append(record)
+    family = record['family'] + (' (held out)' if record['held_out'] else '')
+    groups[f'font:{family}'].append(record)
+  table = {}
+  for name, members in sorted(groups.items()):
+    scores = metrics.OcrScores()
+    scores.update([m['text'] for m in members], [m[key] for m in members])
+    result = scores.result()
+    table[name] = {'n': result['n'], 'cer': result['cer'],
+                   'exact': result['seq_accuracy']}
+  return table
+
+
+def time_reads(read_all, records) -> float:
+  start = time.perf_counter()
+  read_all(records)
+  return len(records) / (time.perf_counter() - start)
+
+
+def main(argv):
+  del argv
+  reader = load.load_reader(_MODEL.value, batch_size=_BATCH.value)
+  missing = tesseract_available(_TESSERACT.value)
+  with tempfile.TemporaryDirectory() as folder:
+    records = write_test_lines(folder, _LINES.value, _SEED.value)
+    paths = [r['path'] for r in records]
+    reader.read(paths[:_BATCH.value])  # Compiles the batch shapes.
+
+    def read_ocr_jax(chunk):
+      for record, result in zip(chunk, reader.read([r['path']
+                                                    for r in chunk])):
+        record['ocr_jax'] = khmer_normalizer.normalize_khmer(result.text)
+
+    def read_tesseract(chunk):
+      for record in chunk:
+        record['tesseract'] = khmer_normalizer.normalize_khmer(
+            tesseract_read(_TESSERACT.value, record['path']))
+
+    report = {'model': _MODEL.value, 'lines_per_set': _LINES.value,
+              'seed': _SEED.value, 'machine': machine.machine_info(),
+              'ocr_jax': {'lines_per_s': time_reads(read_ocr_jax, records)}}
+    # One line about 1,000 px wide, read alone (batch 1), best of 3.
+    long_line = min(records, key=lambda r: abs(r['width'] - 1000))
+    report['line_1000px'] = {'width': long_line['width']}
+    reader.read(long_line['path'])
+    report['line_1000px']['ocr_jax_s'] = min(
+        1.0 / time_reads(read_ocr_jax, [long_line]) for _ in range(3))
+    report['ocr_jax']['scores'] = score(records, 'ocr_jax')
+    if missing:
+      report['tesseract'] = {'skipped': missing}
+    else:
+      report['tesseract'] = {
+          'lines_per_s': time_reads(read_tesseract, records),
+          'scores': score(records, 'tesseract')}
+      report['line_1000px']['tesseract_s'] = min(
+          1.0 / time_reads(read_tesseract, [long_line]) for _ in range(3))
+      report['speed_ratio'] = (report['ocr_jax']['lines_per_s'] /
+                               report['tesseract']['lines_per_s'])
+  print_table(report)
+  os.makedirs(os.path.dirname(_OUTPUT.value) or '.', exist_ok=True)
+  with open(_OUTPUT.value, 'w', encoding='utf-8') as f:
+    json.dump(report, f, indent=1, ensure_ascii=False)
+
+
+def print_table(report) -> None:
+  ours = report['ocr_jax']['scores']
+  theirs = report['tesseract'].get('scores', {})
+  print(f'{"group":40s} {"n":>4s} {"ocr_jax CER":>11s} {"exact":>6s} '
+        f'{"tess CER":>9s} {"exact":>6s}')
+  for name, row in ours.items():
+    other = theirs.get(name, {})
+    print(f'{name:40s} {row["n"]:4d} {row["cer"]:11.4f} {row["exact"]:6.3f} '
+          f'{other.get("cer", float("nan")):9.4f} '
+          f'{other.get("exact", float("nan")):6.3f}')
+  print('lines/s: ocr_jax %.1f, tesseract %s' % (
+      report['ocr_jax']['lines_per_s'],
+      report['tesseract'].get('lines_per_s',
+                              report['tesseract'].get('skipped'))))
+  print('1000 px line, batch 1:', json.dumps(report['line_1000px']))
+
+
+if __name__ == '__main__':
+  app.run(main)

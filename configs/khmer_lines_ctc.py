@@ -1,0 +1,95 @@
+"""khmer_lines_ctc: printed Khmer text lines, CNN + BiLSTM + CTC (issue #11).
+
+Trains `line_ctc` (ResNet of 32-256 channels keeping one frame per 4 px of
+width, 2-layer BiLSTM of 256 units, CTC head; 5.6 M parameters) on synthetic
+lines rendered on the fly (`ocr_jax.data.synth_lines`: every trained font
+family, the degradations of issue #11), batched by width
+(`ocr_jax.data.line_pipeline`). The run is meant to be long and resumed
+across sessions: batch k depends only on (seed, k), the schedule is a
+warmup then a cosine
+over 200 epochs (nearly constant for the first tens), a checkpoint is written every epoch, and early
+stopping is off. Validation is the character error rate over fixed
+validation lines of every tier (clean, scan, long) in trained and in
+held-out fonts; each set's CER is logged too (val_<tier>[_heldout]_cer).
+
+Command:
+  python -m ocr_jax.main --config=configs/khmer_lines_ctc.py \\
+      --workdir=runs/khmer_lines_ctc
+  (rerun the same command to resume; append `:tiny` to the config path
+  for a smoke run of seconds)
+
+Expected on 2 CPU cores:
+  time:     one training step (batch 32, 48 x 768 px) measured at 1.77 s
+            (benchmarks/model_step_benchmark.py, load below 1); the mean
+            bucket is about that width, so an epoch of 500 steps is about
+            15 min plus a validation pass, and the 200 configured epochs
+            (100,000 steps, 3.2 M lines) about 50 h, resumed across
+            sessions.
+  accuracy: not yet measured.
+"""
+
+from configs import base
+
+
+def get_config(arg=None):
+  """Returns the khmer_lines_ctc configuration (arg 'tiny': smoke run)."""
+  config = base.get_config()
+  # --- Data: synthetic lines (ocr_jax.data.line_pipeline) ---
+  config.dataset = 'synth_lines'
+  config.vocabulary = 'khmer'
+  config.image_height = 48
+  # The widest bucket; a longer line is squeezed to it.
+  config.image_width = 1536
+  config.max_label_length = 192
+  config.augment = False  # The degradations are part of synth_lines.
+  # Processes rendering training lines ahead of the step (0: in the
+  # training process).
+  config.data_workers = 1
+  # Batch widths are multiples of this (and image_width): 12 shapes.
+  config.bucket_step = 128
+  # Global batches rendered, sorted by width and cut together.
+  config.bucket_chunk_batches = 8
+  # Fixed evaluation lines per tier and font group (6 sets per split).
+  config.eval_lines_per_set = 64
+  config.eval_tiers = ('clean', 'scan', 'long')
+  config.eval_seed = 0
+
+  # --- Model and loss ---
+  config.model = 'line_ctc'
+  config.loss = 'ctc'
+  config.dtype = 'bfloat16'
+  config.dropout_rate = 0.1
+
+  # --- Optimisation: long, resumable ---
+  config.batch_size = 32
+  config.eval_batch_size = 64
+  config.steps_per_epoch = 500
+  config.num_epochs = 200
+  config.optimizer = 'adamw'
+  config.learning_rate = 1e-3
+  config.weight_decay = 1e-4
+  config.grad_clip_norm = 1.0
+  # Warmup, then a cosine over the whole (long) run: nearly constant for
+  # its first tens of epochs. Changing num_epochs changes the schedule.
+  config.schedule = 'cosine'
+  config.warmup_epochs = 1.0
+  config.min_lr = 1e-5
+
+  # --- Evaluation, checkpoints ---
+  config.monitor_metric = 'cer'
+  config.monitor_mode = 'min'
+  config.early_stopping_patience = 0
+  config.checkpoint_every_epochs = 1
+  config.keep_checkpoints = 3
+  config.log_every_steps = 50
+  config.seed = 0
+  config = base.shrink_if_tiny(config, arg)
+  if arg == 'tiny':
+    # Full-size lines (long ones need the width), one shape to compile.
+    config.model = 'tiny_line_ctc'
+    config.data_workers = 0
+    config.bucket_step = config.image_width
+    config.bucket_chunk_batches = 2
+    config.eval_lines_per_set = 2
+    config.eval_batch_size = 8
+  return config
