@@ -28,10 +28,10 @@ import os
 import statistics
 import time
 
-from absl import app
-from absl import flags
 import jax
 import jax.numpy as jnp
+from absl import app
+from absl import flags
 from ml_collections import config_flags
 
 from benchmarks import machine

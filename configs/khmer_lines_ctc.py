@@ -5,26 +5,32 @@ width, 2-layer BiLSTM of 256 units, CTC head; 5.6 M parameters) on synthetic
 lines rendered on the fly (`ocr_jax.data.synth_lines`: every trained font
 family, the degradations of issue #11), batched by width
 (`ocr_jax.data.line_pipeline`). The run is meant to be long and resumed
-across sessions: batch k depends only on (seed, k), the schedule is a
-warmup then a cosine
-over 200 epochs (nearly constant for the first tens), a checkpoint is written every epoch, and early
-stopping is off. Validation is the character error rate over fixed
-validation lines of every tier (clean, scan, long) in trained and in
-held-out fonts; each set's CER is logged too (val_<tier>[_heldout]_cer).
+across sessions: batch k depends only on (seed, k), the learning rate warms
+up for an epoch and then follows a cosine over 200 epochs (nearly constant
+for the first tens), a checkpoint is written every epoch, and early stopping
+is off. Validation is the character error rate over fixed validation lines
+of every tier (clean, scan, long) in trained and in held-out fonts; each
+set's CER is logged too (val_<tier>[_heldout]_cer).
 
 Command:
   python -m ocr_jax.main --config=configs/khmer_lines_ctc.py \\
       --workdir=runs/khmer_lines_ctc
   (rerun the same command to resume; append `:tiny` to the config path
-  for a smoke run of seconds)
+  for a smoke run of about 20 s)
 
 Expected on 2 CPU cores:
-  time:     one training step (batch 32, 48 x 768 px) measured at 1.77 s
-            (benchmarks/model_step_benchmark.py, load below 1); the mean
-            bucket is about that width, so an epoch of 500 steps is about
-            15 min plus a validation pass, and the 200 configured epochs
-            (100,000 steps, 3.2 M lines) about 50 h, resumed across
-            sessions.
+  time:     a training step (batch 32, 48 x 768 px, bfloat16) measured at
+            1.77 s on a quiet machine (benchmarks/model_step_benchmark.py)
+            and 4.2 s on average over the real width buckets with the
+            machine shared (load 4.5; benchmarks/line_pipeline_benchmark.py,
+            mean bucket about 660 px). So an epoch of 500 steps (16,000
+            lines) takes 15-35 min plus about a minute of validation, and
+            the 200 configured epochs (100,000 steps, 3.2 M lines) 50-120 h,
+            resumed across sessions. The first steps also compile each of
+            the 12 bucket widths once (about 10 s each).
+  data:     rendering costs about 5 ms of CPU per line (180 lines/s in one
+            process); one worker keeps up with the step (data wait 0.8 %
+            of the time, benchmarks/results/line_pipeline.json).
   accuracy: not yet measured.
 """
 

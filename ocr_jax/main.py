@@ -4,8 +4,10 @@
       --workdir=runs/conservative_small [--config.batch_size=16]
 
 Rerunning with the same workdir resumes from its latest checkpoint. Set
-OCR_JAX_DISTRIBUTED=1 on every host of a multi-host job (e.g. a TPU pod
-slice) to call jax.distributed.initialize() first (docs/scale_out.md).
+OCR_JAX_DISTRIBUTED=1 on every host of a multi-host job to call
+jax.distributed.initialize() first; Cloud TPU, SLURM, Open MPI and
+Kubernetes are detected, elsewhere set JAX_COORDINATOR_ADDRESS (host:port of
+process 0), JAX_NUM_PROCESSES and JAX_PROCESS_ID (docs/scale_out.md).
 On SIGTERM (a preemption notice) training saves a checkpoint and the
 process exits with status 143; rerunning the command resumes from there.
 """
@@ -49,7 +51,12 @@ def main(argv):
   # tf.data only feeds the host; keep TensorFlow off any accelerator.
   tf.config.set_visible_devices([], 'GPU')
   if os.environ.get('OCR_JAX_DISTRIBUTED'):
-    jax.distributed.initialize()
+    # jax reads JAX_COORDINATOR_ADDRESS itself, but not these two.
+    count, index = (os.environ.get(f'JAX_{name}')
+                    for name in ('NUM_PROCESSES', 'PROCESS_ID'))
+    jax.distributed.initialize(
+        num_processes=int(count) if count else None,
+        process_id=int(index) if index else None)
   logging.info('JAX process %d/%d, local devices: %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
   try:

@@ -98,7 +98,7 @@ def test_bucketing_keeps_true_width_length_and_pixels():
   # Two chunks: every sample index 0..2 * chunk_size - 1 exactly once.
   expected = expected_lines(config, range(2 * chunk_size))
   by_labels = collections.defaultdict(list)
-  for index, (width, labels, sample) in expected.items():
+  for width, labels, sample in expected.values():
     by_labels[labels, width].append(sample)
   seen = 0
   for k in range(2 * config.bucket_chunk_batches):

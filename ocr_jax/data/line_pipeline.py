@@ -48,15 +48,18 @@ eval_tiers, eval_seed.
 """
 
 import dataclasses
-import functools
 import math
 import multiprocessing
 import weakref
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Sequence
+from concurrent import futures
+from typing import Any
 
 import jax
-from jax.experimental import multihost_utils
 import numpy as np
+from jax.experimental import multihost_utils
 
 from ocr_jax.data import preprocess
 from ocr_jax.data import synth_lines
@@ -73,6 +76,8 @@ DEFAULTS = {
 }
 # Chunks rendered ahead of the one being consumed.
 PREFETCH_CHUNKS = 2
+# Samples per task sent to a worker.
+TASK_SAMPLES = 8
 
 
 def config_value(config, name: str):
@@ -195,37 +200,55 @@ def _batch_width(lines: Sequence[Line | None], spec: RenderSpec) -> int:
   return bucket_for(widest, spec.buckets)
 
 
+def render_lines(spec: RenderSpec, requests: list[tuple]) -> list[Line]:
+  """`render_line` of each request (one worker task)."""
+  return [render_line(spec, request) for request in requests]
+
+
+class _Pending:
+  """Lines being rendered: `get()` waits and returns them in order."""
+
+  def __init__(self, parts: list[futures.Future] | None = None,
+               lines: list[Line] | None = None):
+    self._parts, self._lines = parts, lines
+
+  def get(self) -> list[Line]:
+    if self._lines is None:
+      # A worker that died (killed, crashed) raises BrokenProcessPool here
+      # instead of hanging the run.
+      self._lines = [line for part in self._parts for line in part.result()]
+    return self._lines
+
+
+def _shutdown(executor: futures.ProcessPoolExecutor):
+  executor.shutdown(wait=False, cancel_futures=True)
+
+
 class _Renderer:
-  """Renders lists of requests in this process or in a worker pool."""
+  """Renders lists of requests in this process or in worker processes."""
 
   def __init__(self, spec: RenderSpec, workers: int):
-    self._render = functools.partial(render_line, spec)
-    self._pool = None
+    self._spec = spec
+    self._executor = None
     if workers > 0:
       # Spawned, not forked: the parent runs JAX's threads.
-      self._pool = multiprocessing.get_context('spawn').Pool(workers)
-      self._finalizer = weakref.finalize(self, self._pool.terminate)
+      self._executor = futures.ProcessPoolExecutor(
+          workers, mp_context=multiprocessing.get_context('spawn'))
+      self._finalizer = weakref.finalize(self, _shutdown, self._executor)
 
-  def submit(self, requests: list[tuple]):
-    """A handle whose `get()` returns the rendered lines, in order."""
-    if self._pool is None:
-      return _Done([self._render(request) for request in requests])
-    return self._pool.map_async(self._render, requests, chunksize=4)
+  def submit(self, requests: list[tuple]) -> _Pending:
+    """Starts rendering `requests` (at once in this process, if no pool)."""
+    if self._executor is None:
+      return _Pending(lines=render_lines(self._spec, requests))
+    return _Pending(parts=[
+        self._executor.submit(render_lines, self._spec,
+                              requests[i:i + TASK_SAMPLES])
+        for i in range(0, len(requests), TASK_SAMPLES)])
 
   def close(self):
-    if self._pool is not None:
+    if self._executor is not None:
       self._finalizer()
-      self._pool = None
-
-
-class _Done:
-  """An already computed result with the `AsyncResult.get` interface."""
-
-  def __init__(self, value):
-    self._value = value
-
-  def get(self):
-    return self._value
+      self._executor = None
 
 
 class TrainStream:
