@@ -15,7 +15,8 @@ This checks that the data-parallel path works and what it costs, not how it
 scales: fake CPU devices share the same cores, so more of them cannot be
 faster. On one device the sharded step is also timed against a plain
 `jax.jit` of the step on unsharded arrays, the two calls interleaved
-(`against_unsharded`): sharding must cost nothing measurable there. What to expect on accelerators is in docs/scale_out.md.
+(`against_unsharded`): sharding must cost nothing measurable there. What
+to expect on accelerators is in docs/scale_out.md.
 
 Writes --output (benchmarks/results/scaling.json) with the machine.
 """

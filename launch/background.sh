@@ -2,7 +2,7 @@
 # Runs `bash launch/setup.sh MODULE FLAGS...` detached from the terminal, so
 # that it survives the end of an ssh session; logs to LOG and writes its pid
 # to LOG.pid and, when it ends, its exit status to LOG.status:
-#   bash launch/background.sh ~/train.log ocr_jax.main --config=... --workdir=...
+#   bash launch/background.sh ~/train.log ocr_jax.main --config=C --workdir=W
 #   tail --pid="$(cat ~/train.log.pid)" -n +1 -f ~/train.log
 # The environment (OCR_JAX_EXTRAS, OCR_JAX_DISTRIBUTED...) passes through.
 set -euo pipefail

@@ -20,19 +20,28 @@ really die. Each mode prints nothing but what the test waits for.
 
 import functools
 import json
-import os
 import sys
 
+from absl import app
 import jax
-
-# The tests compare against runs in the pytest process, which compiles with
-# the `fast_compile` fixture: compile the same way.
-jax.config.update('jax_disable_most_optimizations', True)
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 
 from configs import base
+from ocr_jax import main as main_lib
+from ocr_jax import models
+from ocr_jax.data import input_pipeline
+from ocr_jax.models import decode
+from ocr_jax.text import charset
+from ocr_jax.training import evaluation
+from ocr_jax.training import optim
+from ocr_jax.training import sharding
+from ocr_jax.training import train
+
+# The tests compare against runs in the pytest process, which compiles with
+# the `fast_compile` fixture: compile the same way. (Importing these modules
+# does not start JAX, so the device count and jax.distributed set below, in
+# main, still apply.)
+jax.config.update('jax_disable_most_optimizations', True)
 
 
 def tiny_config(data_dir, **overrides):
@@ -62,15 +71,6 @@ def random_batch(config, size, seed):
 
 def sharded_step(out, data_dir):
   """Train step and evaluation on 8 devices and on 1, same global batch."""
-  from ocr_jax import models
-  from ocr_jax.data import input_pipeline
-  from ocr_jax.models import decode
-  from ocr_jax.text import charset
-  from ocr_jax.training import evaluation
-  from ocr_jax.training import optim
-  from ocr_jax.training import sharding
-  from ocr_jax.training import train
-
   assert jax.device_count() == 8, jax.devices()
   config = tiny_config(data_dir, batch_size=16)
   vocab = charset.get_vocabulary(config.vocabulary)
@@ -120,8 +120,6 @@ def sharded_step(out, data_dir):
 
 def pause_before_step(pause_at):
   """Makes train.create_train_batches stop before step `pause_at`."""
-  from ocr_jax.training import train
-
   original = train.create_train_batches
 
   def create_train_batches(config, epoch, start_step):
@@ -136,9 +134,6 @@ def pause_before_step(pause_at):
 
 
 def run_main(pause_at, flags):
-  from absl import app
-  from ocr_jax import main as main_lib
-
   pause_before_step(pause_at)
   app.run(main_lib.main, argv=['ocr_jax.main', *flags])
 
@@ -148,9 +143,6 @@ def distributed(out, process_id, port, workdir, data_dir):
   jax.distributed.initialize(coordinator_address=f'127.0.0.1:{port}',
                              num_processes=2, process_id=process_id,
                              initialization_timeout=120)
-  from ocr_jax.training import optim
-  from ocr_jax.training import train
-
   calls = []
   update = optim.EarlyStopping.update
 
