@@ -142,6 +142,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.beam_size = 1
   # Number of sample predictions written to TensorBoard and samples.png.
   config.num_samples = 16
+  # Warm start (a new run only, not a resume): a run folder or a weights file
+  # (ocr_jax.training.warm_start) whose weights of matching path and shape
+  # replace the initial ones; None starts from random weights.
+  config.init_from = ml_collections.config_dict.placeholder(str)
   # Random seed for parameters, dropout and data order.
   config.seed = 0
 

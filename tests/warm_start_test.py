@@ -4,7 +4,9 @@ import jax
 import numpy as np
 import pytest
 
+from configs import base
 from ocr_jax import models
+from ocr_jax.training import train
 from ocr_jax.training import warm_start
 
 pytestmark = pytest.mark.usefixtures('fast_compile')
@@ -62,3 +64,22 @@ def test_nothing_fitting_is_an_error(tmp_path):
 def test_missing_source_is_named(tmp_path):
   with pytest.raises(FileNotFoundError, match='nowhere'):
     warm_start.load_weights(str(tmp_path / 'nowhere'))
+
+
+def test_training_starts_from_the_given_weights(khmer_digits_dir, tmp_path):
+  """With a zero learning rate the run ends on exactly the loaded weights."""
+  config = base.get_config('tiny')
+  config.data_dir = khmer_digits_dir
+  config.model, config.loss = 'tiny_ctc', 'ctc'
+  config.num_epochs, config.steps_per_epoch = 1, 2
+  config.learning_rate, config.weight_decay = 0.0, 0.0
+  source = init('tiny_ctc', 15, seed=7)
+  path = str(tmp_path / 'w.msgpack')
+  warm_start.save_weights(path, source)
+  config.init_from = path
+  state = train.train_and_evaluate(config, str(tmp_path / 'run'))
+  got = leaves({'params': jax.device_get(state.params)})
+  want = leaves({'params': source['params']})
+  assert got.keys() == want.keys()
+  for key in got:
+    np.testing.assert_array_equal(got[key], want[key])

@@ -42,6 +42,7 @@ from ocr_jax.training import preemption
 from ocr_jax.training import run_folder
 from ocr_jax.training import sample_sheet
 from ocr_jax.training import sharding
+from ocr_jax.training import warm_start
 
 
 class TrainState(train_state.TrainState):
@@ -357,9 +358,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           'compile_seconds': None, 'best': None,
           'plateau': plateau.state_dict(),
           'early_stopping': stopper.state_dict()}
+  resume = resume_point(recent_mgr, mid_mgr, steps_per_epoch)
+  if resume is None and config.init_from:
+    variables = warm_start.warm_start(
+        {'params': state.params, 'batch_stats': state.batch_stats},
+        config.init_from)
+    state = state.replace(params=variables['params'],
+                          batch_stats=variables['batch_stats'])
   # Restored onto the mesh, so that every process reads its own shards.
   state = sharding.replicate(state, mesh)
-  resume = resume_point(recent_mgr, mid_mgr, steps_per_epoch)
   if resume is not None:
     state, host = run_folder.restore_checkpoint(*resume, state)
     plateau.load_state_dict(host['plateau'])
