@@ -15,7 +15,7 @@ import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / 'ocr_jax'
 # Subpackages in dependency order: each may import only those before it.
-LAYERS = ('text', 'data', 'models', 'training', 'reading')
+LAYERS = ('text', 'data', 'models', 'training', 'reading', 'pages')
 
 
 def module_name(path: pathlib.Path) -> str:

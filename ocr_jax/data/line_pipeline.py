@@ -67,7 +67,7 @@ from ocr_jax.text import charset
 
 # Defaults of the config fields that only line configs set.
 DEFAULTS = {
-    'bucket_step': 128,
+    'bucket_step': preprocess.DEFAULT_BUCKET_STEP,
     'data_workers': 1,
     'bucket_chunk_batches': 8,
     'eval_lines_per_set': 64,
@@ -85,17 +85,9 @@ def config_value(config, name: str):
   return config.get(name, DEFAULTS[name])
 
 
-def bucket_widths(max_width: int, step: int) -> tuple[int, ...]:
-  """Multiples of `step` below max_width, then max_width itself."""
-  return tuple(range(step, max_width, step)) + (max_width,)
-
-
-def bucket_for(width: int, buckets: Sequence[int]) -> int:
-  """The smallest bucket holding `width` (the last one if none does)."""
-  for bucket in buckets:
-    if width <= bucket:
-      return bucket
-  return buckets[-1]
+# One definition of the buckets, shared with reading.
+bucket_widths = preprocess.bucket_widths
+bucket_for = preprocess.bucket_for
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,15 @@ An image reaches a model in two steps, both defined here:
 
 `prepare` does both for reading; `to_uint8` undoes `standardize` (for
 drawing model inputs), rounding to the nearest level.
+
+Width buckets (`bucket_widths`, `bucket_for`): a variable-width model is fed
+images padded to the smallest of a few fixed widths that holds the line, in
+training (`ocr_jax.data.line_pipeline`) and in reading
+(`ocr_jax.reading.reader`), so short lines do not pay for long ones and a
+jitted function compiles a handful of shapes.
 """
+
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -29,6 +37,8 @@ PIXEL_STD = np.array([0.229, 0.224, 0.225], np.float32)
 # Standardizing multiplies by this (float32 1 / PIXEL_STD): on batches a
 # multiplication is several times faster than a broadcast division.
 PIXEL_STD_INVERSE = np.float32(1.0) / PIXEL_STD
+# Bucket widths are multiples of this (and the model's image width).
+DEFAULT_BUCKET_STEP = 128
 
 
 def standardize(pixels: np.ndarray) -> np.ndarray:
@@ -108,6 +118,19 @@ def fit_to_canvas(image: np.ndarray, height: int, width: int,
   left = (width - new_width) // 2
   canvas[top:top + new_height, left:left + new_width] = resized
   return canvas, width
+
+
+def bucket_widths(max_width: int, step: int) -> tuple[int, ...]:
+  """Multiples of `step` below max_width, then max_width itself."""
+  return tuple(range(step, max_width, step)) + (max_width,)
+
+
+def bucket_for(width: int, buckets: Sequence[int]) -> int:
+  """The smallest bucket holding `width` (the last one if none does)."""
+  for bucket in buckets:
+    if width <= bucket:
+      return bucket
+  return buckets[-1]
 
 
 def prepare(rgb_uint8: np.ndarray, height: int, width: int,

@@ -130,6 +130,19 @@ def _live_taps(size: int, kernel: int, stride: int, pad_lo: int,
   return live[0], live[-1] + 1
 
 
+def _column_taps(w, kw: int, sw: int, pad_left: int, wo) -> tuple[int, int]:
+  """The live kernel columns; every column under a symbolic width.
+
+  A model exported with a symbolic width (`jax.export.symbolic_shape`) has
+  no concrete column count to test taps against. Keeping every tap is
+  exact, since a dead tap reads only zero padding, and it is what a
+  concrete width of a few kernel sizes or more keeps anyway.
+  """
+  if not isinstance(w, int):
+    return 0, kw
+  return _live_taps(w, kw, sw, pad_left, range(wo))
+
+
 # Output rows are split into bands with their own live kernel rows only when
 # that saves at least this fraction of the multiply-adds: a 3x3 kernel on 2
 # rows saves 1/3; on 4 rows 1/6, not worth the extra products and the
@@ -194,7 +207,7 @@ def _im2col_plan(x_shape, kernel_shape, strides, pads):
   kh, kw = kernel_shape[:2]
   ho = _out_size(h, kh, strides[0], pads[0])
   wo = _out_size(w, kw, strides[1], pads[1])
-  taps_w = _live_taps(w, kw, strides[1], pads[1][0], range(wo))
+  taps_w = _column_taps(w, kw, strides[1], pads[1][0], wo)
   return wo, taps_w, _row_bands(h, kh, strides[0], pads[0][0], ho)
 
 
@@ -287,7 +300,7 @@ def _depthwise_forward(x, kernel, strides, pads, dtype):
   ho = _out_size(h, kh, strides[0], pads[0])
   wo = _out_size(w, kw, strides[1], pads[1])
   taps_h = _live_taps(h, kh, strides[0], pads[0][0], range(ho))
-  taps_w = _live_taps(w, kw, strides[1], pads[1][0], range(wo))
+  taps_w = _column_taps(w, kw, strides[1], pads[1][0], wo)
   xp = jnp.pad(x.astype(dtype), ((0, 0), pads[0], pads[1], (0, 0)))
   windows = _windows(xp, strides, (0, ho), taps_h, taps_w, wo)
   live = kernel[taps_h[0]:taps_h[1], taps_w[0]:taps_w[1], 0].reshape(

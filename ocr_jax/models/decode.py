@@ -6,8 +6,9 @@ it. It picks one of three decoders, pure functions of (model, variables,
 images, widths, ...):
 
   ctc_best_path          CTC: per-frame argmax, repeats collapsed, blanks
-                         dropped, packed left (no prefix beam search: a CTC
-                         model decodes best path whatever the beam size).
+                         dropped, packed left (on the device a CTC model
+                         decodes best path whatever the beam size; prefix
+                         beam search runs on the host, see below).
   attention_greedy       attention: max_length + 1 steps from BOS, PAD after
                          the first EOS.
   attention_beam_search  attention: `beam_size` hypotheses in one pool,
@@ -15,7 +16,10 @@ images, widths, ...):
                          length ** length_penalty; beam_size 1 is greedy.
 
 All return ids [batch, max_length + 1] int32 laid out like the attention
-targets: the characters, then EOS, then PAD. The models are reached only
+targets: the characters, then EOS, then PAD. `ctc_frame_log_probs` gives a
+CTC model's per-frame log-probabilities and frame counts instead, for the
+host-side CTC prefix beam search and LM fusion of
+`ocr_jax.reading.ctc_decoding`. The models are reached only
 through `model.apply(..., method=...)`: `encode`, `initial_carry` and
 `decode_step` of `AttentionOCR`, and the plain call of `CTCOCR`.
 """
@@ -93,6 +97,30 @@ def ctc_best_path(model, variables, images: jax.Array, widths: jax.Array,
   probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
   return ctc_collapse(jnp.argmax(probs, axis=-1), jnp.max(probs, axis=-1),
                       paddings, max_length)
+
+
+def ctc_frame_log_probs(model, variables, images: jax.Array,
+                        widths: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """A CTC model's per-frame log-probabilities, for host-side decoders.
+
+  `ocr_jax.reading.ctc_decoding` runs prefix beam search (and an optional
+  character LM) on them.
+
+  Args:
+    model: a `CTCOCR` (static under jit).
+    variables: {'params', 'batch_stats'}.
+    images: [batch, height, width, 3] float32.
+    widths: [batch] int32 true pixel widths.
+
+  Returns:
+    log_probs [batch, frames, vocab] float32 (log-softmax over the whole
+    vocabulary, special ids included) and lengths [batch] int32: the valid
+    frames of each line (the first `lengths[i]`; the rest are padding).
+  """
+  logits, paddings = model.apply(variables, images, widths, train=False)
+  log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  lengths = jnp.sum(paddings == 0, axis=1).astype(jnp.int32)
+  return log_probs, lengths
 
 
 # --- Attention ----------------------------------------------------------------

@@ -12,8 +12,15 @@ The prediction function (`ocr_jax.models.decode.make_predict_fn`) is traced
 once per platform and beam size, each time from a model built for that
 platform (`create_model(..., backend=platform)`): a file exported on a CPU
 for ('cpu', 'cuda') carries the CPU's im2col convolutions in its 'cpu'
-functions only, and XLA's native convolutions in its 'cuda' ones.
+functions only, and XLA's native convolutions in its 'cuda' ones. The batch
+size is symbolic, and so is the image width of a variable-width (text line)
+model: one function per platform and beam size reads every width. A CTC
+model also gets its frame function per platform
+(`ocr_jax.models.decode.ctc_frame_log_probs`, entry function/<platform>/
+frames), which the reader's host-side prefix beam search needs.
 """
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -26,27 +33,39 @@ from ocr_jax.reading import reader as reader_lib
 DEFAULT_PLATFORMS = ('cpu', 'cuda')
 
 
+def symbolic_width(spec: reader_lib.ReaderSpec) -> bool:
+  """Whether the exported functions take images of any width."""
+  return spec.variable_width and spec.any_width
+
+
 def _abstract_args(spec: reader_lib.ReaderSpec, variables):
-  """(variables, images, widths) shapes, with a symbolic batch size."""
-  batch = jax.export.symbolic_shape('b')[0]
+  """(variables, images, widths) shapes, with a symbolic batch size.
+
+  The image width is symbolic too for a variable-width model, so that one
+  function serves every bucket width (see `ocr_jax.reading.reader`).
+  """
+  batch, width = jax.export.symbolic_shape('b, w')
+  if not symbolic_width(spec):
+    width = spec.image_width
   return (
       jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, jnp.float32),
                    variables),
-      jax.ShapeDtypeStruct((batch, spec.image_height, spec.image_width, 3),
+      jax.ShapeDtypeStruct((batch, spec.image_height, width, 3),
                            jnp.float32),
       jax.ShapeDtypeStruct((batch,), jnp.int32),
   )
 
 
 def export_function(spec: reader_lib.ReaderSpec, variables, platform: str,
-                    beam_size: int) -> jax.export.Exported:
+                    beam_size: int | str) -> jax.export.Exported:
   """Traces the prediction function of a model built for `platform`.
 
   Args:
     spec: the model's preset and formats; `spec.config` gives its dtype.
     variables: {'params', 'batch_stats'} (only their shapes are used).
     platform: a jax.export platform ('cpu', 'cuda', 'rocm', 'tpu').
-    beam_size: 1 for greedy decoding, else beam search.
+    beam_size: 1 for greedy decoding, else beam search; `ocrx.FRAMES`: a
+      CTC model's frame function instead.
 
   Returns:
     The `jax.export.Exported` function, lowered for `platform` only.
@@ -55,8 +74,11 @@ def export_function(spec: reader_lib.ReaderSpec, variables, platform: str,
       spec.preset, vocab_size=spec.vocabulary.size,
       dtype=jnp.dtype(spec.config.get('dtype', 'float32')),
       backend=platform, dropout_rate=0.0)
-  predict = decode.make_predict_fn(model, spec.kind, spec.max_label_length,
-                                   beam_size)
+  if beam_size == ocrx.FRAMES:
+    predict = functools.partial(decode.ctc_frame_log_probs, model)
+  else:
+    predict = decode.make_predict_fn(model, spec.kind,
+                                     spec.max_label_length, beam_size)
   return jax.export.export(jax.jit(predict), platforms=(platform,))(
       *_abstract_args(spec, variables))
 
@@ -68,6 +90,16 @@ def export_functions(spec: reader_lib.ReaderSpec, variables,
   return {(platform, int(beam_size)): bytes(export_function(
       spec, variables, platform, beam_size).serialize())
           for platform in _platforms(platforms) for beam_size in beam_sizes}
+
+
+def export_frames_functions(spec: reader_lib.ReaderSpec, variables,
+                            platforms=DEFAULT_PLATFORMS) -> dict[str, bytes]:
+  """platform -> serialised CTC frame function ({} for attention models)."""
+  if spec.kind != 'ctc':
+    return {}
+  return {platform: bytes(export_function(
+      spec, variables, platform, ocrx.FRAMES).serialize())
+          for platform in _platforms(platforms)}
 
 
 def export_reader(reader: reader_lib.Reader, path: str, *,
@@ -99,12 +131,18 @@ def export_reader(reader: reader_lib.Reader, path: str, *,
                        f'(platform, beam size) {missing}; re-export from the '
                        'run folder')
     functions = {key: available[key] for key in wanted}
+    frames = {p: data for p, data in
+              reader.predict_fns.frames_functions.items() if p in platforms}
   else:
     functions = export_functions(reader.spec, reader.variables, beam_sizes,
                                  platforms or DEFAULT_PLATFORMS)
+    frames = export_frames_functions(reader.spec, reader.variables,
+                                     platforms or DEFAULT_PLATFORMS)
   variables = jax.device_get(reader.variables)
-  ocrx.write(path, ocrx.build_meta(reader.spec, weight_format, functions),
-             functions, ocrx.weights_to_arrays(variables, weight_format))
+  ocrx.write(path, ocrx.build_meta(reader.spec, weight_format, functions,
+                                   frames),
+             functions, ocrx.weights_to_arrays(variables, weight_format),
+             frames)
   return path
 
 

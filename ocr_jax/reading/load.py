@@ -26,7 +26,10 @@ from ocr_jax.training import run_folder
 
 
 def load_reader(spec: str, *, batch_size: int = 32,
-                backend: str = 'auto') -> reader_lib.Reader:
+                backend: str = 'auto', lm_path: str | None = None,
+                lm_weight: float = reader_lib.DEFAULT_LM_WEIGHT,
+                length_bonus: float = reader_lib.DEFAULT_LENGTH_BONUS
+                ) -> reader_lib.Reader:
   """A Reader for a run folder, an exported file or a pretrained name.
 
   Args:
@@ -37,11 +40,22 @@ def load_reader(spec: str, *, batch_size: int = 32,
     backend: for a run folder, the platform to build the model for
       ('auto': the local one); exported files carry one function per
       platform and pick the local one.
+    lm_path: a character LM file (`ocr_jax.text.char_lm`) to fuse into CTC
+      beam search (beam_size > 1); None: no LM.
+    lm_weight: the LM's weight in the beam's score (with lm_path).
+    length_bonus: the score added per character (with lm_path).
 
   Raises:
     ValueError: spec is none of these (the message lists the pretrained
       names), or an exported file cannot be read.
   """
+  reader = _load_reader(spec, batch_size, backend)
+  if lm_path:
+    reader.use_lm(lm_path, lm_weight, length_bonus)
+  return reader
+
+
+def _load_reader(spec, batch_size, backend):
   if os.path.isdir(spec):
     if run_folder.is_run_folder(spec):
       return reader_from_run_folder(spec, batch_size=batch_size,
@@ -67,9 +81,14 @@ def reader_from_model(model, spec: reader_lib.ReaderSpec, variables, *,
     return jax.jit(decode.make_predict_fn(model, spec.kind,
                                           spec.max_label_length, beam_size))
 
+  @functools.cache
+  def frames_fn():
+    return jax.jit(functools.partial(decode.ctc_frame_log_probs, model))
+
   return reader_lib.Reader(spec, variables, predict_fns,
                            batch_size=batch_size, description=description,
-                           model=model)
+                           model=model,
+                           frames_fn=frames_fn if spec.kind == 'ctc' else None)
 
 
 def reader_from_run_folder(workdir: str, *, batch_size: int = 32,

@@ -9,19 +9,29 @@ Format (version 2): a numpy `.npz` archive (a zip) holding
                       model preset and kind, the vocabulary (name and
                       characters, so ids decode without ocr_jax.text.charset's
                       tables), image height/width, variable_width,
-                      max_label_length, weight format, the exported
-                      platforms and beam sizes, input/output shapes, the
-                      training config, and the jax version that wrote it.
+                      any_width (a symbolic width), max_label_length,
+                      weight format, the exported platforms and beam
+                      sizes, input/output shapes, the training config, and
+                      the jax version that wrote it.
   function/<platform>/beam<k>
                       `jax.export` serialisation (StableHLO plus calling
                       convention) of the prediction function for one
                       platform ('cpu', 'cuda', 'rocm', 'tpu') and beam size
                       k, traced from a model built for that platform (see
-                      `ocr_jax.models.backend`), with a symbolic batch:
+                      `ocr_jax.models.backend`), with a symbolic batch b,
+                      and a symbolic width W when meta's any_width is true
+                      (variable-width models; else W is image_width):
                         (variables, images f32 [b, H, W, 3] standardised
                          as ocr_jax.data.preprocess does, widths i32 [b])
                         -> (ids i32 [b, L + 1], line confidence f32 [b],
                             token probabilities f32 [b, L + 1])
+  function/<platform>/frames
+                      CTC models: the same for the frame function
+                      (`ocr_jax.models.decode.ctc_frame_log_probs`), whose
+                      output the host decodes by prefix beam search
+                      (beam sizes > 1, `ocr_jax.reading.ctc_decoding`):
+                        (variables, images, widths) -> (log-probabilities
+                         f32 [b, frames, V], frame counts i32 [b])
   param/<path>        float32 weights (weight_format float32);
   bf16/<path>         bfloat16 weights stored as their uint16 bits;
   int8/<path>, scale/<path>  int8 weights and per-channel float32 scales
@@ -53,6 +63,8 @@ FORMAT = 'ocr_jax.export'
 VERSION = 2
 _WEIGHT_PREFIXES = ('param/', 'bf16/', 'int8/')
 _FUNCTION_PREFIX = 'function/'
+# The archive entry name of a platform's CTC frame function.
+FRAMES = 'frames'
 # jax.default_backend() names -> jax.export platform names.
 _EXPORT_PLATFORMS = {'gpu': 'cuda'}
 
@@ -66,6 +78,11 @@ def platform_name(backend: str | None = None) -> str:
 def function_key(platform: str, beam_size: int) -> str:
   """The archive entry of one serialised function."""
   return f'{_FUNCTION_PREFIX}{platform}/beam{int(beam_size)}'
+
+
+def frames_key(platform: str) -> str:
+  """The archive entry of a platform's serialised CTC frame function."""
+  return f'{_FUNCTION_PREFIX}{platform}/{FRAMES}'
 
 
 # --- Weights <-> flat arrays --------------------------------------------------
@@ -142,7 +159,8 @@ def read_weight_bytes(path: str) -> int:
 
 
 def build_meta(spec, weight_format: str,
-               functions: dict[tuple[str, int], bytes]) -> dict[str, Any]:
+               functions: dict[tuple[str, int], bytes],
+               frames: dict[str, bytes] | None = None) -> dict[str, Any]:
   """The meta entry for a `ReaderSpec` and its functions."""
   length = spec.max_label_length + 1
   return {
@@ -155,12 +173,19 @@ def build_meta(spec, weight_format: str,
       'image_height': spec.image_height,
       'image_width': spec.image_width,
       'variable_width': spec.variable_width,
+      # Written since the width became symbolic; files without it were
+      # exported with a fixed width and are read at image_width.
+      'any_width': spec.variable_width and spec.any_width,
       'max_label_length': spec.max_label_length,
       'weight_format': weight_format,
       'platforms': sorted({platform for platform, _ in functions}),
       'beam_sizes': sorted({int(beam) for _, beam in functions}),
+      # Platforms with a CTC frame function (host beam search).
+      'frames_platforms': sorted(frames or ()),
       'inputs': {
-          'images': ['batch', spec.image_height, spec.image_width, 3,
+          'images': ['batch', spec.image_height,
+                     'width' if spec.variable_width and spec.any_width
+                     else spec.image_width, 3,
                      'float32, (rgb / 255 - mean) / std'],
           'widths': ['batch', 'int32, pixels covered by the image'],
           'mean': [float(x) for x in preprocess.PIXEL_MEAN],
@@ -178,7 +203,8 @@ def build_meta(spec, weight_format: str,
 
 def write(path: str, meta: dict[str, Any],
           functions: dict[tuple[str, int], bytes],
-          arrays: dict[str, np.ndarray]) -> None:
+          arrays: dict[str, np.ndarray],
+          frames: dict[str, bytes] | None = None) -> None:
   """Writes the archive atomically (a temporary file, then a rename).
 
   Args:
@@ -186,11 +212,14 @@ def write(path: str, meta: dict[str, Any],
     meta: from `build_meta`.
     functions: (platform, beam size) -> serialised jax.export function.
     arrays: the weight entries, from `weights_to_arrays`.
+    frames: platform -> serialised CTC frame function (CTC models).
   """
   entries = {'meta': np.frombuffer(
       json.dumps(meta, ensure_ascii=False).encode('utf-8'), np.uint8)}
   for (platform, beam_size), data in functions.items():
     entries[function_key(platform, beam_size)] = np.frombuffer(data, np.uint8)
+  for platform, data in (frames or {}).items():
+    entries[frames_key(platform)] = np.frombuffer(data, np.uint8)
   entries.update(arrays)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   temporary = path + '.tmp'
@@ -219,13 +248,18 @@ def read(path: str):
   """
   with _open(path) as archive:
     meta = _meta(archive, path)
-    functions = {}
+    functions, frames = {}, {}
     for name in archive.files:
       if name.startswith(_FUNCTION_PREFIX):
         platform, beam = name[len(_FUNCTION_PREFIX):].split('/')
-        functions[platform, int(beam[len('beam'):])] = archive[name].tobytes()
+        if beam == FRAMES:
+          frames[platform] = archive[name].tobytes()
+        else:
+          functions[platform, int(beam[len('beam'):])] = archive[
+              name].tobytes()
     variables = arrays_to_weights(archive)
-  return meta, jax.device_put(variables), ExportedFunctions(functions, path)
+  return meta, jax.device_put(variables), ExportedFunctions(functions, path,
+                                                            frames)
 
 
 def _open(path: str):
@@ -255,11 +289,14 @@ class ExportedFunctions:
 
   Attributes:
     functions: (platform, beam size) -> the serialised function.
+    frames_functions: platform -> the serialised CTC frame function.
     platforms: the platforms the file was exported for, sorted.
   """
 
-  def __init__(self, functions: dict[tuple[str, int], bytes], path: str):
+  def __init__(self, functions: dict[tuple[str, int], bytes], path: str,
+               frames: dict[str, bytes] | None = None):
     self.functions = functions
+    self.frames_functions = dict(frames or {})
     self.platforms = tuple(sorted({platform for platform, _ in functions}))
     self._path = path
     self._cache = {}
@@ -280,5 +317,20 @@ class ExportedFunctions:
             f'{beam_size}; re-export it with --beam_sizes='
             f'{",".join(map(str, beams + [beam_size]))}')
       exported = jax.export.deserialize(bytearray(self.functions[key]))
+      self._cache[key] = jax.jit(exported.call)
+    return self._cache[key]
+
+  def frames(self):
+    """The CTC frame function for the local platform, deserialised, jitted."""
+    platform = platform_name()
+    key = (platform, FRAMES)
+    if key not in self._cache:
+      if platform not in self.frames_functions:
+        raise ValueError(
+            f'{self._path} has no CTC frame function for {platform!r}, which '
+            'beam search of a CTC model needs (beam_size > 1); re-export it '
+            'from its run folder')
+      exported = jax.export.deserialize(
+          bytearray(self.frames_functions[platform]))
       self._cache[key] = jax.jit(exported.call)
     return self._cache[key]
