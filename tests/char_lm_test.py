@@ -7,9 +7,6 @@ import os
 import numpy as np
 import pytest
 
-# Imported first: ocr_jax.data.text_sampler is only importable after the
-# dataset package (their import cycle goes through datasets/__init__).
-import ocr_jax.data.datasets  # noqa: F401  pylint: disable=unused-import
 from ocr_jax.data import lm_corpus
 from ocr_jax.data import text_sampler
 from ocr_jax.data.datasets import khmer_text

@@ -83,7 +83,7 @@ def test_unpruned_beam_is_exact(seed):
   totals = brute_force(log_probs)
   assert sum(totals.values()) == pytest.approx(1.0)
   hypotheses = ctc_decoding.prefix_beam_search(
-      log_probs, beam_size=1000, min_char_prob=0.0)
+      log_probs, beam_size=1000, min_char_prob=0.0, max_candidates=None)
   # Every label of positive probability is reachable and kept.
   assert {h.ids for h in hypotheses} == set(totals)
   for h in hypotheses:
@@ -117,8 +117,8 @@ def test_lm_fused_beam_matches_brute_force(tiny_lm, seed, weight, bonus):
   expected = {label: fused_score(label, p, tiny_lm, weight, bonus)
               for label, p in totals.items()}
   hypotheses = ctc_decoding.prefix_beam_search(
-      log_probs, beam_size=1000, min_char_prob=0.0, lm=tiny_lm,
-      vocabulary_chars=CHARS, lm_weight=weight, length_bonus=bonus)
+      log_probs, beam_size=1000, min_char_prob=0.0, max_candidates=None,
+      lm=tiny_lm, vocabulary_chars=CHARS, lm_weight=weight, length_bonus=bonus)
   best = max(expected, key=expected.get)
   assert hypotheses[0].ids == best
   assert hypotheses[0].score == pytest.approx(expected[best])
@@ -270,3 +270,17 @@ def test_decode_batch_respects_lengths():
       log_probs[1, :3], beam_size=2)[0].ids
   assert results[0][0].ids == ctc_decoding.prefix_beam_search(
       log_probs[0], beam_size=2)[0].ids
+
+
+def test_candidates_are_capped_on_flat_frames():
+  """A flat frame extends by its max_candidates most probable characters."""
+  probs = np.full((1, VOCAB), 0.1)
+  probs[0, 6] = 0.3
+  probs[0, charset.UNK_ID] = 0.2
+  log_probs = np.log(probs / probs.sum())
+  capped = ctc_decoding.prefix_beam_search(log_probs, beam_size=10,
+                                           max_candidates=2)
+  assert sorted(h.ids for h in capped) == [(), (charset.UNK_ID,), (6,)]
+  every = ctc_decoding.prefix_beam_search(log_probs, beam_size=10,
+                                          max_candidates=None)
+  assert sorted(h.ids for h in every) == [(), (charset.UNK_ID,), (5,), (6,)]

@@ -4,11 +4,14 @@ width, bad inputs (ocr_jax.reading.reader, .export, .ocrx)."""
 import dataclasses
 import io
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 import pytest
 
 from ocr_jax.data import preprocess
+from ocr_jax.models import conv
 from ocr_jax.reading import export
 from ocr_jax.reading import load
 from ocr_jax.reading import ocrx
@@ -114,10 +117,28 @@ def test_fixed_size_model_reads_at_its_full_width():
   log = ShapeLog(digits.predict_fns)
   logged = reader_lib.Reader(digits.spec, digits.variables, log,
                              batch_size=4)
-  images = [reader_test.digit_image('០១២', width=w) for w in (60, 128, 300)]
+  images = [reader_test.digit_image('០១២', width=width)
+            for width in (60, 128, 300)]
   results = logged.read(images)
   assert log.widths == [128]
   assert [r.ok for r in results] == [True] * 3
+
+
+@pytest.mark.parametrize('kernel,strides,groups', [
+    ((3, 3), (1, 1), 1), ((3, 3), (2, 1), 1), ((1, 1), (2, 2), 1),
+    ((3, 5), (1, 2), 1), ((5, 5), (2, 2), 4)])
+def test_im2col_traces_under_a_symbolic_width(kernel, strides, groups):
+  rng = np.random.default_rng(0)
+  weights = rng.normal(size=(*kernel, 4 // groups, 6)).astype(np.float32)
+  fn = lambda x: conv.conv2d(x, weights, strides, 'SAME', groups,
+                             impl='matmul')
+  batch, width = jax.export.symbolic_shape('b, w')
+  exported = jax.export.export(jax.jit(fn), platforms=('cpu',))(
+      jax.ShapeDtypeStruct((batch, 3, width, 4), jnp.float32))
+  for columns in (1, 2, 5, 33):
+    x = rng.normal(size=(2, 3, columns, 4)).astype(np.float32)
+    np.testing.assert_allclose(exported.call(x), fn(x), rtol=1e-5,
+                               atol=1e-5)
 
 
 def test_export_with_a_symbolic_width_reads_every_bucket(reader, lines,

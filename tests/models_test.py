@@ -57,8 +57,10 @@ def test_every_preset_builds_with_the_right_output_shapes(preset):
     assert logits.shape == (2, arch.max_length + 1, VOCAB)
     assert paddings is None
   else:
-    assert logits.shape == (2, 96 // 8, VOCAB)
-    assert paddings.shape == (2, 96 // 8)
+    frames = 96 // model.encoder.backbone.time_stride
+    assert frames == 96 // (4 if 'line' in preset else 8)
+    assert logits.shape == (2, frames, VOCAB)
+    assert paddings.shape == (2, frames)
   assert logits.dtype == jnp.float32
 
 

@@ -15,7 +15,7 @@ validation or test line is ever read. The extra samples depend on the seed
 and, for Latin words, on /usr/share/dict/words (see `text_sampler`).
 """
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

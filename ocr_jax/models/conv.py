@@ -20,6 +20,10 @@ convolution is computed changes (`Conv.impl`):
 
 The implementation is fixed when the model is built (see
 `ocr_jax.models.backend`), never looked up from the machine that traces it.
+Every implementation traces under a symbolic width (`jax.export` with
+`symbolic_shape('b, w')`, as `ocr_jax.reading.export` does for text-line
+models): the per-layer choice depends on the channels, kernel, strides and
+height only, and im2col then keeps every kernel column (exact).
 
 With a bfloat16 computation dtype every implementation multiplies bfloat16
 operands and accumulates in float32 (`preferred_element_type`), in the

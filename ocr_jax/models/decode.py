@@ -318,7 +318,8 @@ def make_predict_fn(model, kind: str, max_length: int,
     kind: 'attention' or 'ctc'.
     max_length: the longest label.
     beam_size: 1 for greedy decoding, else beam search (attention models;
-      CTC models decode best path whatever the beam size).
+      here CTC models decode best path whatever the beam size: their beam
+      search runs on the host, on `ctc_frame_log_probs`).
 
   Returns:
     A pure function of (variables {'params', 'batch_stats'}, images

@@ -21,8 +21,9 @@ prefix l with log p_b(l) and log p_nb(l): the probability of all frame paths
 up to the current frame that collapse to l and end in a blank or in l's last
 character. Paths are merged by prefix. At each frame every hypothesis is
 extended by the blank and by its last character (staying l) and by every
-character c whose frame probability is at least `min_char_prob` (l + c; a
-repeat of l's last character only from p_b). Then the `beam_size`
+character c whose frame probability is at least `min_char_prob`, at most
+the `max_candidates` most probable (l + c; a repeat of l's last character
+only from p_b). Then the `beam_size`
 hypotheses of highest score are kept, where
 
   score(l) = log P_ctc(l) + lm_weight * log P_lm(l) + length_bonus * |l|,
@@ -30,10 +31,10 @@ hypotheses of highest score are kept, where
 log P_ctc(l) = logaddexp(log p_b, log p_nb) and log P_lm(l) the LM's
 log-probability of l's characters, one after the other from the start of
 the line; after the last frame log P_lm also includes the end of the line
-(`char_lm.END`). With no pruning at all (min_char_prob 0 and beam_size at
-least the number of prefixes reachable) log P_ctc(l) is the exact CTC
-probability of l, the sum over all its paths; with pruning it is a lower
-bound (the paths through pruned prefixes are lost).
+(`char_lm.END`). With no pruning at all (min_char_prob 0, max_candidates
+None and beam_size at least the number of prefixes reachable) log P_ctc(l)
+is the exact CTC probability of l, the sum over all its paths; with pruning
+it is a lower bound (the paths through pruned prefixes are lost).
 
 Width 1. `prefix_beam_search(..., beam_size=1)` keeps the one prefix of
 highest merged score at each frame. That is not the best path in general
@@ -43,9 +44,11 @@ frame's most probable class (the blank folded as above) has probability
 above 3/4 and no LM is used: by induction, the kept prefix is the best
 path's collapse so far, and after a repeat of the last character p_nb is at
 least twice p_b, after a blank p_b is at least three times p_nb, which
-makes the argmax's candidate the highest. `greedy_agrees_with_width_one`
-in the tests checks this on random frames; the reader decodes greedy (beam
-1) on the device with best path and calls this module for beam_size > 1.
+makes the argmax's candidate the highest (pruning by min_char_prob <= 3/4
+never drops that candidate). tests/ctc_decoding_test.py checks this on
+random frames (`test_greedy_agrees_with_width_one`). The reader decodes
+greedy (beam 1) on the device by best path and calls this module for
+beam_size > 1.
 
 Confidences of a decoded text l (`Hypothesis.char_confidences`,
 `Hypothesis.confidence`): the best alignment of l to the frames (the
@@ -56,9 +59,9 @@ character confidences (1.0 for an empty line), as for greedy decoding on the
 device, where each character's probability is that of its first frame.
 """
 
+from collections.abc import Sequence
 import dataclasses
 import math
-from typing import Sequence
 
 import numpy as np
 
@@ -69,6 +72,7 @@ NEG_INF = -math.inf
 # Ids that act as blanks: never emitted, folded into the blank.
 NOT_EMITTED = (charset.PAD_ID, charset.EOS_ID, charset.BOS_ID)
 DEFAULT_MIN_CHAR_PROB = 1e-3
+DEFAULT_MAX_CANDIDATES = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,6 +267,7 @@ def prefix_beam_search(log_probs: np.ndarray, length: int | None = None, *,
                        vocabulary_chars: str | None = None,
                        lm_weight: float = 0.0, length_bonus: float = 0.0,
                        min_char_prob: float = DEFAULT_MIN_CHAR_PROB,
+                       max_candidates: int | None = DEFAULT_MAX_CANDIDATES,
                        blank: int = charset.BLANK_ID,
                        not_emitted: Sequence[int] = NOT_EMITTED
                        ) -> list[Hypothesis]:
@@ -279,6 +284,8 @@ def prefix_beam_search(log_probs: np.ndarray, length: int | None = None, *,
     length_bonus: added per emitted character (beta).
     min_char_prob: a frame extends prefixes only by characters at least this
       probable (0: by every character).
+    max_candidates: and only by its this many most probable characters
+      (None: no limit); bounds the work on flat, uncertain frames.
     blank: the blank id.
     not_emitted: ids folded into the blank.
 
@@ -313,7 +320,11 @@ def prefix_beam_search(log_probs: np.ndarray, length: int | None = None, *,
 
   for frame in log_probs:
     blank_lp = float(frame[blank])
-    candidates = [int(c) for c in np.nonzero(emitted & (frame >= threshold))[0]]
+    candidates = np.nonzero(emitted & (frame >= threshold))[0]
+    if max_candidates is not None and len(candidates) > max_candidates:
+      top = np.argpartition(-frame[candidates], max_candidates - 1)
+      candidates = np.sort(candidates[top[:max_candidates]])
+    candidates = candidates.tolist()
     nxt = {}
     for prefix, (p_b, p_nb) in beams.items():
       total = _logaddexp(p_b, p_nb)

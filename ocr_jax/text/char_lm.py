@@ -30,9 +30,10 @@ This module needs numpy only.
 """
 
 import collections
+from collections.abc import Iterable
 import json
 import os
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 

@@ -103,3 +103,13 @@ def allgather_json(value: Any) -> list[Any]:
   return [json.loads(bytes(row[:length]).decode('utf-8'))
           for row, length in zip(gathered, lengths)]
 
+
+
+def wait_for_all_processes(name: str) -> None:
+  """Blocks until every process reaches the barrier `name` (no-op alone).
+
+  Used after process 0's final writes, so that no process reaches JAX's
+  shutdown barrier minutes before another and times it out.
+  """
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)

@@ -566,4 +566,5 @@ def final_evaluation(config, workdir, state, host, best_mgr, evaluate_split,
   }
   if jax.process_index() == 0:
     run_folder.write_results(workdir, results)
+  sharding.wait_for_all_processes('ocr_jax:results_written')
   return results
