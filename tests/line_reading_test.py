@@ -129,14 +129,15 @@ def test_fixed_size_model_reads_at_its_full_width():
     ((3, 5), (1, 2), 1), ((5, 5), (2, 2), 4)])
 def test_im2col_traces_under_a_symbolic_width(kernel, strides, groups):
   rng = np.random.default_rng(0)
-  weights = rng.normal(size=(*kernel, 4 // groups, 6)).astype(np.float32)
+  weights = rng.normal(size=(*kernel, 4 // groups, 4)).astype(np.float32)
   fn = lambda x: conv.conv2d(x, weights, strides, 'SAME', groups,
                              impl='matmul')
-  batch, width = jax.export.symbolic_shape('b, w')
+  # A multiple of the stride: 'SAME' pads the same at every such width.
+  batch, width = jax.export.symbolic_shape(f'b, {strides[1]}*w')
   exported = jax.export.export(jax.jit(fn), platforms=('cpu',))(
       jax.ShapeDtypeStruct((batch, 3, width, 4), jnp.float32))
   for columns in (1, 2, 5, 33):
-    x = rng.normal(size=(2, 3, columns, 4)).astype(np.float32)
+    x = rng.normal(size=(2, 3, columns * strides[1], 4)).astype(np.float32)
     np.testing.assert_allclose(exported.call(x), fn(x), rtol=1e-5,
                                atol=1e-5)
 
@@ -146,7 +147,8 @@ def test_export_with_a_symbolic_width_reads_every_bucket(reader, lines,
   path = export.export_reader(reader, str(tmp_path / 'line.ocrx'),
                               weight_format='float32', platforms=('cpu',))
   meta = ocrx.read_meta(path)
-  assert meta['any_width'] and meta['inputs']['images'][2] == 'width'
+  assert meta['any_width'] and meta['width_multiple'] == 4
+  assert meta['inputs']['images'][2] == '4 * k'
   loaded = reader_lib.Reader.from_export(path, batch_size=2)
   assert loaded.spec.bucket_widths == reader.spec.bucket_widths
   log = ShapeLog(loaded.predict_fns)
@@ -159,7 +161,7 @@ def test_export_with_a_symbolic_width_reads_every_bucket(reader, lines,
   np.testing.assert_allclose([r.confidence for r in results],
                              [r.confidence for r in expected], rtol=1e-4)
   # One function, called directly at widths that are no bucket.
-  for width in (1, 77):
+  for width in (4, 76):
     images = np.stack([preprocess.prepare(line, HEIGHT, width, True)[0]
                        for line in lines[:3]])
     widths = np.minimum([420, 60, 500], width).astype(np.int32)
@@ -167,6 +169,10 @@ def test_export_with_a_symbolic_width_reads_every_bucket(reader, lines,
     want = reader.predict_batch(images, widths)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_allclose(got[1], want[1], rtol=1e-4)
+  # Other widths are zero-padded to a multiple of 4 px.
+  odd = np.pad(images, ((0, 0), (0, 0), (0, 1), (0, 0)))  # 77 px.
+  np.testing.assert_array_equal(loaded.predict_batch(odd, widths)[0],
+                                loaded.predict_batch(images, widths)[0])
 
 
 def test_export_with_a_fixed_width_is_read_at_full_width(reader, lines,
@@ -178,6 +184,31 @@ def test_export_with_a_fixed_width_is_read_at_full_width(reader, lines,
   loaded = reader_lib.Reader.from_export(path, batch_size=2)
   assert loaded.spec.bucket_widths == (MAX_WIDTH,)
   assert loaded.read(lines[1]).text == reader.read(lines[1]).text
+
+
+def test_export_of_a_strided_backbone_reads_multiples_of_its_stride(
+    tmp_path):
+  # Default ResNet strides: 8 px per frame, 'SAME' strided convolutions.
+  model = reader_test.perturb(load.random_reader(
+      'tiny_ctc', vocabulary='khmer', image_width=300, dataset='khmer_text',
+      batch_size=2))
+  path = export.export_reader(model, str(tmp_path / 's.ocrx'),
+                              platforms=('cpu',))
+  loaded = reader_lib.Reader.from_export(path, batch_size=2)
+  assert loaded.spec.width_multiple == 8
+  assert model.spec.bucket_widths == (128, 256, 300)
+  assert loaded.spec.bucket_widths == (128, 256, 304)
+  log = ShapeLog(loaded.predict_fns)
+  logged = reader_lib.Reader(loaded.spec, loaded.variables, log,
+                             batch_size=2)
+  lines = [np.repeat(line_image(width, seed), 2, axis=0)  # 64 px high.
+           for seed, width in enumerate((700, 50, 90))]
+  results = logged.read(lines)
+  assert log.widths == [128, 304]
+  expected = model.read(lines)
+  assert [r.text for r in results] == [r.text for r in expected]
+  np.testing.assert_allclose([r.confidence for r in results],
+                             [r.confidence for r in expected], rtol=1e-4)
 
 
 def _png(pixels):

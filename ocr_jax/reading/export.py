@@ -20,6 +20,7 @@ model also gets its frame function per platform
 frames), which the reader's host-side prefix beam search needs.
 """
 
+import dataclasses
 import functools
 
 import jax
@@ -38,13 +39,26 @@ def symbolic_width(spec: reader_lib.ReaderSpec) -> bool:
   return spec.variable_width and spec.any_width
 
 
+def export_spec(spec: reader_lib.ReaderSpec) -> reader_lib.ReaderSpec:
+  """The spec of a new export: a symbolic width is a multiple of the
+  backbone's width stride (pixels per frame)."""
+  if not symbolic_width(spec):
+    return spec
+  model = models.create_model(spec.preset, vocab_size=spec.vocabulary.size,
+                              dropout_rate=0.0)
+  return dataclasses.replace(
+      spec, width_multiple=model.encoder.backbone.time_stride)
+
+
 def _abstract_args(spec: reader_lib.ReaderSpec, variables):
   """(variables, images, widths) shapes, with a symbolic batch size.
 
   The image width is symbolic too for a variable-width model, so that one
-  function serves every bucket width (see `ocr_jax.reading.reader`).
+  function serves every bucket width (see `ocr_jax.reading.reader`): a
+  multiple of `spec.width_multiple`, which keeps the 'SAME' padding of
+  strided convolutions independent of the width.
   """
-  batch, width = jax.export.symbolic_shape('b, w')
+  batch, width = jax.export.symbolic_shape(f'b, {spec.width_multiple}*w')
   if not symbolic_width(spec):
     width = spec.image_width
   return (
@@ -121,6 +135,7 @@ def export_reader(reader: reader_lib.Reader, path: str, *,
   Returns:
     The path.
   """
+  spec = reader.spec
   if isinstance(reader.predict_fns, ocrx.ExportedFunctions):
     available = reader.predict_fns.functions
     platforms = _platforms(platforms or reader.predict_fns.platforms)
@@ -134,13 +149,13 @@ def export_reader(reader: reader_lib.Reader, path: str, *,
     frames = {p: data for p, data in
               reader.predict_fns.frames_functions.items() if p in platforms}
   else:
-    functions = export_functions(reader.spec, reader.variables, beam_sizes,
+    spec = export_spec(spec)
+    functions = export_functions(spec, reader.variables, beam_sizes,
                                  platforms or DEFAULT_PLATFORMS)
-    frames = export_frames_functions(reader.spec, reader.variables,
+    frames = export_frames_functions(spec, reader.variables,
                                      platforms or DEFAULT_PLATFORMS)
   variables = jax.device_get(reader.variables)
-  ocrx.write(path, ocrx.build_meta(reader.spec, weight_format, functions,
-                                   frames),
+  ocrx.write(path, ocrx.build_meta(spec, weight_format, functions, frames),
              functions, ocrx.weights_to_arrays(variables, weight_format),
              frames)
   return path

@@ -9,17 +9,18 @@ Format (version 2): a numpy `.npz` archive (a zip) holding
                       model preset and kind, the vocabulary (name and
                       characters, so ids decode without ocr_jax.text.charset's
                       tables), image height/width, variable_width,
-                      any_width (a symbolic width), max_label_length,
-                      weight format, the exported platforms and beam
-                      sizes, input/output shapes, the training config, and
-                      the jax version that wrote it.
+                      any_width (a symbolic width) and width_multiple,
+                      max_label_length, weight format, the exported
+                      platforms and beam sizes, input/output shapes, the
+                      training config, and the jax version that wrote it.
   function/<platform>/beam<k>
                       `jax.export` serialisation (StableHLO plus calling
                       convention) of the prediction function for one
                       platform ('cpu', 'cuda', 'rocm', 'tpu') and beam size
                       k, traced from a model built for that platform (see
                       `ocr_jax.models.backend`), with a symbolic batch b,
-                      and a symbolic width W when meta's any_width is true
+                      and a symbolic width W, a multiple of meta's
+                      width_multiple, when meta's any_width is true
                       (variable-width models; else W is image_width):
                         (variables, images f32 [b, H, W, 3] standardised
                          as ocr_jax.data.preprocess does, widths i32 [b])
@@ -176,6 +177,7 @@ def build_meta(spec, weight_format: str,
       # Written since the width became symbolic; files without it were
       # exported with a fixed width and are read at image_width.
       'any_width': spec.variable_width and spec.any_width,
+      'width_multiple': spec.width_multiple,
       'max_label_length': spec.max_label_length,
       'weight_format': weight_format,
       'platforms': sorted({platform for platform, _ in functions}),
@@ -184,7 +186,8 @@ def build_meta(spec, weight_format: str,
       'frames_platforms': sorted(frames or ()),
       'inputs': {
           'images': ['batch', spec.image_height,
-                     'width' if spec.variable_width and spec.any_width
+                     f'{spec.width_multiple} * k'
+                     if spec.variable_width and spec.any_width
                      else spec.image_width, 3,
                      'float32, (rgb / 255 - mean) / std'],
           'widths': ['batch', 'int32, pixels covered by the image'],

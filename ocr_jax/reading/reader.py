@@ -37,7 +37,9 @@ each batch to the bucket of its widest line, and returns results in input
 order. A line is zero past its true width whatever the width of its batch,
 and the model masks frames past it, so the bucket changes a line's reading
 only through the few columns where its convolutions see the right edge (as
-training saw it). Exported files whose functions have a fixed width (see
+training saw it). An exported file's functions take widths that are a
+multiple of the backbone's width stride (`ReaderSpec.width_multiple`; the
+buckets are rounded up to one); files exported with a fixed width (see
 `ocr_jax.reading.ocrx`) are read at image_width.
 
 `text` is the decoded label after `normalize_khmer`; `confidence` is the
@@ -99,8 +101,10 @@ class ReaderSpec:
   max_label_length: int
   config: dict[str, Any]
   # Whether the prediction functions take images of any width (every
-  # in-process model; exports with a symbolic width).
+  # in-process model; exports with a symbolic width) ...
   any_width: bool = True
+  # ... that is a multiple of this (exports: the backbone's width stride).
+  width_multiple: int = 1
 
   @classmethod
   def from_config(cls, config: dict[str, Any], kind: str,
@@ -125,16 +129,22 @@ class ReaderSpec:
         image_height=meta['image_height'], image_width=meta['image_width'],
         variable_width=meta['variable_width'],
         max_label_length=meta['max_label_length'], config=meta['config'],
-        any_width=bool(meta.get('any_width', False)))
+        any_width=bool(meta.get('any_width', False)),
+        width_multiple=int(meta.get('width_multiple', 1)))
 
   @property
   def bucket_widths(self) -> tuple[int, ...]:
-    """The widths images are padded to (image_width alone if fixed)."""
+    """The widths images are padded to (image_width alone if fixed).
+
+    The training buckets, each rounded up to a multiple of width_multiple.
+    """
     if not (self.variable_width and self.any_width):
       return (self.image_width,)
     step = int(self.config.get('bucket_step',
                                preprocess.DEFAULT_BUCKET_STEP))
-    return preprocess.bucket_widths(self.image_width, step)
+    multiple = self.width_multiple
+    return tuple(sorted({-(-width // multiple) * multiple for width in
+                         preprocess.bucket_widths(self.image_width, step)}))
 
 
 def is_variable_width(config: dict[str, Any]) -> bool:
@@ -286,7 +296,8 @@ class Reader:
 
     Args:
       images: [batch, height, width, 3] float32, normalised; width is
-        image_width, or any width if `spec.any_width`.
+        image_width, or any width if `spec.any_width` (zero-padded on the
+        right to a multiple of `spec.width_multiple`).
       widths: [batch] int32 widths covered by the images.
       beam_size: 1 for greedy decoding, more for beam search.
       lm_weight: CTC beam search: the LM's weight (None: the reader's).
@@ -305,6 +316,9 @@ class Reader:
                                   beam_size=beam_size, lm_weight=lm_weight)
                for i in range(0, images.shape[0], self.batch_size)]
       return tuple(np.concatenate(outputs) for outputs in zip(*parts))
+    extra = -images.shape[2] % self.spec.width_multiple
+    if extra:
+      images = np.pad(images, ((0, 0), (0, 0), (0, extra), (0, 0)))
     count = images.shape[0]
     padded = bucket_size(count, self.batch_size)
     if padded != count:
@@ -361,8 +375,9 @@ class Reader:
     prepared.sort(key=lambda item: item[0])
     for start in range(0, len(prepared), self.batch_size):
       batch = prepared[start:start + self.batch_size]
+      width = preprocess.bucket_for(batch[-1][0], self.spec.bucket_widths)
       ids, lines, probs = self.predict_batch(
-          _stack_padded([image for _, image, _ in batch]),
+          _stack_padded([image for _, image, _ in batch], width),
           np.asarray([width for width, _, _ in batch], np.int32),
           beam_size=beam_size, lm_weight=lm_weight)
       for (_, _, result), row_ids, line, row_probs in zip(batch, ids, lines,
@@ -371,7 +386,7 @@ class Reader:
     return results
 
   def _prepare(self, pixels: np.ndarray) -> tuple[np.ndarray, int]:
-    """The model input of one image at its bucket width, and its width."""
+    """The model input of one image and its width (at most its bucket's)."""
     spec = self.spec
     buckets = spec.bucket_widths
     bucket = buckets[-1]
@@ -380,7 +395,8 @@ class Reader:
                                       spec.image_height, spec.image_width,
                                       variable_width=True)
       bucket = preprocess.bucket_for(fitted, buckets)
-    return preprocess.prepare(pixels, spec.image_height, bucket,
+    return preprocess.prepare(pixels, spec.image_height,
+                              min(bucket, spec.image_width),
                               spec.variable_width)
 
   def _fill(self, result, ids, line, probs, char_confidences):
@@ -407,14 +423,13 @@ def bucket_size(count: int, batch_size: int) -> int:
   return min(size, batch_size)
 
 
-def _stack_padded(images: list[np.ndarray]) -> np.ndarray:
-  """[b, h, widest, 3]: the images, zero-padded on the right.
+def _stack_padded(images: list[np.ndarray], width: int) -> np.ndarray:
+  """[b, h, width, 3]: the images, zero-padded on the right.
 
   A prepared line is already zero past its true width, so padding it with
   zeros is the same as preparing it at the wider width.
   """
-  widest = max(image.shape[1] for image in images)
-  batch = np.zeros((len(images), images[0].shape[0], widest, 3), np.float32)
+  batch = np.zeros((len(images), images[0].shape[0], width, 3), np.float32)
   for row, image in enumerate(images):
     batch[row, :, :image.shape[1]] = image
   return batch
