@@ -32,8 +32,6 @@ from collections.abc import Sequence
 import dataclasses
 import json
 import os
-import shutil
-import subprocess
 import tempfile
 import time
 
@@ -42,6 +40,7 @@ from absl import flags
 from PIL import Image
 
 from benchmarks import machine
+from benchmarks import tesseract
 from ocr_jax.data import preprocess
 from ocr_jax.data import synth_lines
 from ocr_jax.reading import export
@@ -106,23 +105,6 @@ def best_time(fn, repeats: int) -> float:
     fn()
     times.append(time.perf_counter() - start)
   return min(times)
-
-
-def tesseract_missing(binary: str) -> str | None:
-  """None when `binary` reads Khmer, else why not."""
-  if shutil.which(binary) is None:
-    return f'{binary} is not installed (Debian: tesseract-ocr)'
-  langs = subprocess.run([binary, '--list-langs'], capture_output=True,
-                         text=True, check=False).stdout.split()
-  if 'khm' not in langs:
-    return 'Tesseract has no khm data (Debian: tesseract-ocr-khm)'
-  return None
-
-
-def tesseract_read(binary: str, path: str) -> str:
-  out = subprocess.run([binary, path, 'stdout', '-l', 'khm', '--psm', '7'],
-                       capture_output=True, text=True, check=False)
-  return ' '.join(out.stdout.split())
 
 
 def time_ocr_jax(reader, paths, long_path, repeats) -> dict:
@@ -197,12 +179,12 @@ def main(argv: Sequence[str]) -> None:
                                               flag.repeats)}
     print('ocr_jax at full width:', json.dumps(report['ocr_jax_full_width']),
           flush=True)
-    missing = tesseract_missing(flag.tesseract)
+    missing = tesseract.missing(flag.tesseract)
     if missing:
       print('Tesseract skipped:', missing)
       report['tesseract'] = {'skipped': missing}
     else:
-      read = lambda path: tesseract_read(flag.tesseract, path)
+      read = lambda path: tesseract.read(path, binary=flag.tesseract)
       report['tesseract'] = {
           'lines_per_s': len(paths) / best_time(
               lambda: [read(p) for p in paths], 1),

@@ -16,8 +16,6 @@ an untrained detector is a smoke check of the plumbing only.
 """
 
 import json
-import shutil
-import subprocess
 import tempfile
 import time
 
@@ -26,6 +24,7 @@ from absl import flags
 import numpy as np
 from PIL import Image
 
+from benchmarks import tesseract
 from ocr_jax.data.datasets import khmer_pages
 from ocr_jax.pages import detector as detector_lib
 from ocr_jax.pages import page_reader
@@ -65,13 +64,12 @@ def cer(prediction: str, truth: str) -> float:
 
 
 def tesseract_text(image: np.ndarray) -> str | None:
-  if not shutil.which('tesseract'):
+  """Tesseract's page text (--psm 3), or None without Tesseract's khm."""
+  if tesseract.missing():
     return None
   with tempfile.NamedTemporaryFile(suffix='.png') as f:
     Image.fromarray(image).save(f.name)
-    done = subprocess.run(['tesseract', f.name, 'stdout', '-l', 'khm'],
-                          capture_output=True, text=True, check=False)
-  return done.stdout if done.returncode == 0 else None
+    return tesseract.read(f.name, psm=3)
 
 
 def main(argv):

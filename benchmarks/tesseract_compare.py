@@ -25,8 +25,6 @@ reports ocr_jax alone. Prints a table and writes JSON
 import collections
 import json
 import os
-import shutil
-import subprocess
 import tempfile
 import time
 
@@ -35,6 +33,7 @@ from absl import flags
 from PIL import Image
 
 from benchmarks import machine
+from benchmarks import tesseract
 from ocr_jax.data import synth_lines
 from ocr_jax.reading import load
 from ocr_jax.text import khmer_normalizer
@@ -73,23 +72,6 @@ def write_test_lines(folder: str, lines_per_set: int, seed: int) -> list:
   return records
 
 
-def tesseract_available(binary: str) -> str | None:
-  """None when `binary` can read Khmer, else why not."""
-  if shutil.which(binary) is None:
-    return f'{binary} is not installed (Debian: tesseract-ocr)'
-  langs = subprocess.run([binary, '--list-langs'], capture_output=True,
-                         text=True, check=False).stdout.split()
-  if 'khm' not in langs:
-    return 'Tesseract has no khm data (Debian: tesseract-ocr-khm)'
-  return None
-
-
-def tesseract_read(binary: str, path: str) -> str:
-  out = subprocess.run([binary, path, 'stdout', '-l', 'khm', '--psm', '7'],
-                       capture_output=True, text=True, check=False)
-  return ' '.join(out.stdout.split())
-
-
 def score(records, key: str) -> dict:
   """CER, exact-line accuracy and counts of `key` predictions by group."""
   groups = collections.defaultdict(list)
@@ -119,7 +101,7 @@ def time_reads(read_all, records) -> float:
 def main(argv):
   del argv
   reader = load.load_reader(_MODEL.value, batch_size=_BATCH.value)
-  missing = tesseract_available(_TESSERACT.value)
+  missing = tesseract.missing(_TESSERACT.value)
   with tempfile.TemporaryDirectory() as folder:
     records = write_test_lines(folder, _LINES.value, _SEED.value)
     paths = [r['path'] for r in records]
@@ -133,7 +115,7 @@ def main(argv):
     def read_tesseract(chunk):
       for record in chunk:
         record['tesseract'] = khmer_normalizer.normalize_khmer(
-            tesseract_read(_TESSERACT.value, record['path']))
+            tesseract.read(record['path'], binary=_TESSERACT.value))
 
     report = {'model': _MODEL.value, 'lines_per_set': _LINES.value,
               'seed': _SEED.value, 'machine': machine.machine_info(),
