@@ -31,10 +31,10 @@ Expected on 2 CPU cores:
   data:     rendering costs about 5 ms of CPU per line (180 lines/s in one
             process); one worker keeps up with the step (data wait 0.8 %
             of the time, benchmarks/results/line_pipeline.json).
-  accuracy: validation CER 0.93 after epoch 1 and 0.347 after epoch 2
-            (clean 0.31, scan 0.49, long 0.30; held-out fonts 0.33,
-            0.53, 0.31), measured in the first session's run; the
-            targets of issue #11 are far off yet.
+  accuracy: validation CER 0.93, 0.347 and 0.212 after epochs 1-3
+            (epoch 3: clean 0.17, scan 0.37, long 0.16; held-out fonts
+            0.19, 0.41, 0.17), the first session's run; the targets of
+            issue #11 are far off yet.
 Where the run folder is gone, continue from the committed weights:
   --config.init_from=warm_start/khmer_lines_ctc.msgpack (warm_start/README.md)
 """
