@@ -19,7 +19,6 @@ with the machine description (load average included).
 
 import json
 import os
-import resource
 import statistics
 import time
 
@@ -43,16 +42,11 @@ _OUTPUT = flags.DEFINE_string(
                            'input_pipeline.json'), 'JSON output path.')
 
 
-def _cpu_seconds() -> float:
-  usage = resource.getrusage(resource.RUSAGE_SELF)
-  return usage.ru_utime + usage.ru_stime
-
-
 def time_windows(iterator, batch_size: int, windows: int,
                  seconds: float) -> tuple[list[float], float, float]:
   """Images/s of each window, CPU ms per image and CPU cores used."""
   rates, images = [], 0
-  cpu_start, wall_start = _cpu_seconds(), time.perf_counter()
+  cpu_start, wall_start = machine.cpu_seconds(), time.perf_counter()
   for _ in range(windows):
     start, count = time.perf_counter(), 0
     while time.perf_counter() - start < seconds:
@@ -60,7 +54,7 @@ def time_windows(iterator, batch_size: int, windows: int,
       count += batch_size
     rates.append(count / (time.perf_counter() - start))
     images += count
-  cpu = _cpu_seconds() - cpu_start
+  cpu = machine.cpu_seconds() - cpu_start
   return (rates, 1000.0 * cpu / images,
           cpu / (time.perf_counter() - wall_start))
 

@@ -7,6 +7,7 @@ unawares.
 
 import os
 import platform
+import resource
 
 import jax
 
@@ -34,3 +35,9 @@ def machine_info() -> dict:
       'device_kind': jax.devices()[0].device_kind,
       'devices': [str(d) for d in jax.devices()],
   }
+
+
+def cpu_seconds() -> float:
+  """User + system CPU seconds of this process so far (all its threads)."""
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime

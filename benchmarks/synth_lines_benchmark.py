@@ -19,7 +19,6 @@ size and label. The label is drawn with a Khmer font through libraqm
 
 import json
 import os
-import resource
 import time
 
 from absl import app
@@ -44,15 +43,10 @@ _OUTPUT = flags.DEFINE_string(
                            'synth_lines.json'), 'JSON output path.')
 
 
-def _cpu_seconds() -> float:
-  usage = resource.getrusage(resource.RUSAGE_SELF)
-  return usage.ru_utime + usage.ru_stime
-
-
 def measure(seed: int, count: int, tier: str | None,
             first_index: int = 0) -> dict[str, float]:
   """Samples/s (wall clock) and CPU ms per sample of `count` samples."""
-  cpu, start = _cpu_seconds(), time.perf_counter()
+  cpu, start = machine.cpu_seconds(), time.perf_counter()
   widths, lengths = [], []
   for index in range(first_index, first_index + count):
     sample = synth_lines.make_sample(seed, index, 'train', tier=tier)
@@ -60,7 +54,7 @@ def measure(seed: int, count: int, tier: str | None,
     lengths.append(len(sample.text))
   wall = time.perf_counter() - start
   return {'samples_per_second': count / wall,
-          'cpu_ms_per_sample': 1000.0 * (_cpu_seconds() - cpu) / count,
+          'cpu_ms_per_sample': 1000.0 * (machine.cpu_seconds() - cpu) / count,
           'mean_width': float(np.mean(widths)),
           'mean_characters': float(np.mean(lengths))}
 
