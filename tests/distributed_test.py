@@ -46,11 +46,16 @@ def run_two_processes(workdir, data_dir, tmp_path):
     for process in processes:
       if process.poll() is None:
         process.kill()
-  for process, log in zip(processes, logs):
+  texts = []
+  for log in logs:
     log.seek(0)
-    tail = log.read()[-4000:]
+    texts.append(log.read())
     log.close()
-    assert process.returncode == 0, tail
+  # Where each process stood, then the end of the failing one's log.
+  stages = [f'process {index}: {line}' for index, text in enumerate(texts)
+            for line in text.splitlines() if line.startswith('STAGE')]
+  for process, text in zip(processes, texts):
+    assert process.returncode == 0, '\n'.join(stages + [text[-4000:]])
   results = []
   for out in outs:
     with np.load(out) as data:

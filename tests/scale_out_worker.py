@@ -21,6 +21,7 @@ really die. Each mode prints nothing but what the test waits for.
 import functools
 import json
 import sys
+import time
 
 from absl import app
 import jax
@@ -157,12 +158,22 @@ def distributed(out, process_id, port, workdir, data_dir):
   config = tiny_config(data_dir, num_epochs=4, steps_per_epoch=2,
                        early_stopping_patience=1,
                        early_stopping_min_delta=0.5, learning_rate=1e-5)
+  stage('joined')
   state = train.train_and_evaluate(config, workdir)
+  stage('trained')
   params = {f'param{index}': np.asarray(leaf) for index, leaf in
             enumerate(jax.tree.leaves(jax.device_get(state.params)))}
   np.savez(out, calls=np.array(json.dumps(calls)),
            process_count=jax.process_count(),
            device_count=jax.device_count(), **params)
+  stage('saved')
+  jax.distributed.shutdown()
+  stage('shut down')
+
+
+def stage(name):
+  """Marks progress in the log, so that a failure shows where it stood."""
+  print(f'STAGE {time.strftime("%H:%M:%S")} {name}', flush=True)
 
 
 def main(argv):

@@ -522,7 +522,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   best_mgr.wait_until_finished()
   results = final_evaluation(config, workdir, state, host, best_mgr,
                              evaluate_split, param_count, train_start)
-  writer.flush()
+  # Closed on every process: orbax's background threads and barriers must
+  # not outlive the run, or a process that leaves first strands the others
+  # at jax.distributed's shutdown barrier.
+  for manager in (recent_mgr, best_mgr, mid_mgr):
+    manager.close()
+  writer.close()
   logging.info('Results: %s', json.dumps(results['best_validation']))
   return state
 
