@@ -29,6 +29,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.dice_weight = 1.0
   # Data seed of the synthetic pages; the training pages are indices 0...
   config.seed = 0
+  # Progress is logged every this many steps.
+  config.log_every_steps = 25
   # Checkpoints kept for resuming.
   config.keep_checkpoints = 2
   if arg == 'tiny':
@@ -38,4 +40,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.batch_size = 1
     config.steps_per_epoch = 2
     config.num_epochs = 1
+    config.log_every_steps = 1
   return config

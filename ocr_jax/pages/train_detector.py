@@ -12,6 +12,7 @@ latest), best/ by training loss, metrics.jsonl.
 """
 
 import functools
+import time
 
 from absl import app
 from absl import flags
@@ -25,6 +26,7 @@ from ocr_jax.data.datasets import khmer_pages
 from ocr_jax.pages import detector
 from ocr_jax.pages import layout
 from ocr_jax.training import run_folder
+from ocr_jax.training import train
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Detector config.',
                                           lock_config=True)
@@ -63,9 +65,13 @@ def train_and_evaluate(config, workdir: str):
     logging.info('resumed from epoch %d', start)
   step = jax.jit(functools.partial(detector.train_step,
                                    dice_weight=config.dice_weight))
-  best_loss = np.inf
+  # The best loss so far survives a resume (from the epochs' records).
+  losses_so_far = [r['loss'] for r in run_folder.read_metrics(workdir)
+                   if r['epoch'] <= start]
+  best_loss = min(losses_so_far, default=np.inf)
+  total = config.num_epochs * config.steps_per_epoch
   for epoch in range(start + 1, config.num_epochs + 1):
-    losses = []
+    losses, window = [], time.time()
     for k in range(config.steps_per_epoch):
       first = ((epoch - 1) * config.steps_per_epoch + k) * config.batch_size
       pairs = [training_example(config, first + i)
@@ -74,6 +80,14 @@ def train_and_evaluate(config, workdir: str):
       targets = np.stack([p[1] for p in pairs])
       state, loss = step(state, images, targets)
       losses.append(float(loss))
+      if (k + 1) % config.log_every_steps == 0:
+        rate = config.log_every_steps / (time.time() - window)
+        done = (epoch - 1) * config.steps_per_epoch + k + 1
+        logging.info('epoch %d/%d step %d/%d loss %.4f %.2f steps/s ETA %s',
+                     epoch, config.num_epochs, done, total,
+                     np.mean(losses[-config.log_every_steps:]), rate,
+                     train.format_eta((total - done) / rate))
+        window = time.time()
     mean = float(np.mean(losses))
     logging.info('epoch %d loss %.4f', epoch, mean)
     run_folder.append_metrics(workdir, {'epoch': epoch, 'loss': mean})
@@ -82,8 +96,8 @@ def train_and_evaluate(config, workdir: str):
     if mean < best_loss:
       best_loss = mean
       run_folder.save_checkpoint(best, epoch, state, host, config)
-  recent.wait_until_finished()
-  best.wait_until_finished()
+  recent.close()  # Waits for the last saves.
+  best.close()
   return state
 
 
