@@ -66,3 +66,28 @@ def test_learns_a_toy_map_and_detects_its_lines():
     want = layout.lines_from_map(target, scale=4)
     got = found.detect(image)
     assert len(got) == len(want)
+
+
+def test_saved_file_gives_the_same_map(tmp_path):
+  model = detector.TinyLineDetectorNet()
+  variables = model.init(jax.random.key(3), np.zeros((1, 64, 64, 3)))
+  variables = jax.tree.map(  # Non-trivial statistics, so all must travel.
+      lambda x: x + 0.1 * np.arange(x.size).reshape(x.shape) / x.size,
+      variables)
+  path = str(tmp_path / 'detector.msgpack')
+  detector.save_weights(path, variables, widths=model.widths, max_side=96)
+  loaded = detector.LearnedDetector.from_file(path)
+  assert loaded.max_side == 96
+  assert loaded.model.widths == model.widths
+  page = np.random.default_rng(0).integers(0, 256, (80, 120, 3), np.uint8)
+  expected, _ = detector.LearnedDetector(model, variables,
+                                         max_side=96).probabilities(page)
+  got, _ = loaded.probabilities(page)
+  np.testing.assert_array_equal(got, expected)
+
+
+def test_a_file_that_is_not_a_detector_is_refused(tmp_path):
+  path = tmp_path / 'not.msgpack'
+  path.write_bytes(b'\x00\x01garbage')
+  with pytest.raises(ValueError, match='not a line detector file'):
+    detector.LearnedDetector.from_file(str(path))

@@ -17,6 +17,7 @@ cores from being drowned by the background).
 import functools
 from typing import Any
 
+from flax import serialization
 import flax.linen as nn
 from flax.training import train_state
 import jax
@@ -27,6 +28,7 @@ from PIL import Image
 
 from ocr_jax.data import preprocess
 from ocr_jax.models import backend as backend_lib
+from ocr_jax import pretrained
 from ocr_jax.pages import layout
 from ocr_jax.training import run_folder
 
@@ -130,6 +132,21 @@ def standardize_page(image: np.ndarray) -> np.ndarray:
   return preprocess.standardize(np.asarray(image, np.uint8))
 
 
+def save_weights(path: str, variables, *, widths, max_side: int) -> None:
+  """Writes a detector's variables and shape as one msgpack file."""
+  data = {'widths': [int(w) for w in widths], 'max_side': int(max_side),
+          'variables': jax.device_get(variables)}
+  with open(path, 'wb') as f:
+    f.write(serialization.msgpack_serialize(data))
+
+
+def export_run_folder(workdir: str, path: str) -> None:
+  """Writes the best (else latest) detector of a run folder to `path`."""
+  config, variables = run_folder.restore_variables(workdir)
+  save_weights(path, variables, widths=config['widths'],
+               max_side=config.get('page_size', 1024))
+
+
 class LearnedDetector:
   """Detects lines with a trained `LineDetectorNet` (see the docstring).
 
@@ -154,6 +171,24 @@ class LearnedDetector:
     model = LineDetectorNet(widths=tuple(config['widths']))
     kwargs.setdefault('max_side', config.get('page_size', 1024))
     return cls(model, variables, **kwargs)
+
+  @classmethod
+  def from_file(cls, path: str, **kwargs) -> 'LearnedDetector':
+    """A detector saved by `save_weights` (or `export_run_folder`)."""
+    try:
+      with open(path, 'rb') as f:
+        data = serialization.msgpack_restore(f.read())
+      widths, max_side = tuple(data['widths']), int(data['max_side'])
+      variables = data['variables']
+    except (ValueError, KeyError, TypeError) as e:
+      raise ValueError(f'{path} is not a line detector file: {e}') from e
+    kwargs.setdefault('max_side', max_side)
+    return cls(LineDetectorNet(widths=widths), variables, **kwargs)
+
+  @classmethod
+  def pretrained(cls, **kwargs) -> 'LearnedDetector':
+    """The detector shipped with ocr_jax (`pretrained.DETECTOR`)."""
+    return cls.from_file(pretrained.detector_path(), **kwargs)
 
   def probabilities(self, image: np.ndarray) -> tuple[np.ndarray, float]:
     """(core probabilities at 1/4 of the scaled page, page scale)."""

@@ -94,6 +94,13 @@ MODELS: dict[str, PretrainedModel] = {
 }
 
 
+# The line detector of `ocr_jax.read_pages` (not a line model: a
+# `pages.detector.LearnedDetector` file). Written from its run folder by
+#   python -c "from ocr_jax.pages import detector; detector.export_run_folder(
+#       'runs/line_detector', 'ocr_jax/pretrained/line-detector.msgpack')"
+DETECTOR_FILENAME = 'line-detector.msgpack'
+
+
 def register(model: PretrainedModel) -> None:
   """Adds a model to the registry (tests and plugins use this)."""
   MODELS[model.name] = model
@@ -129,6 +136,20 @@ def model_path(name: str) -> str:
     if digest != model.sha256:
       raise OSError(f'{path} has SHA-256 {digest}, expected {model.sha256}: '
                     'the file is damaged or from another version')
+  return path
+
+
+def detector_path() -> str:
+  """The shipped line detector file (OCR_JAX_PRETRAINED_DIR first)."""
+  candidates = [str(importlib.resources.files(__name__).joinpath(
+      DETECTOR_FILENAME))]
+  if os.environ.get(ENV_DIR):
+    candidates.insert(0, os.path.join(os.environ[ENV_DIR], DETECTOR_FILENAME))
+  path = next((p for p in candidates if os.path.isfile(p)), None)
+  if path is None:
+    raise FileNotFoundError(
+        f'the line detector {DETECTOR_FILENAME} is not installed (looked in '
+        f'{", ".join(candidates)}); reinstall ocr_jax or set {ENV_DIR}')
   return path
 
 
