@@ -122,8 +122,11 @@ def main(argv: Sequence[str],
         result = next(reader.read_pages([page],
                                         dpi=dpi if is_pdf else None))
         pages.append(result)
-        # Only the PDF output needs the images: keep none otherwise.
-        images.append(page.image if 'pdf' in formats else None)
+        # Only the PDF output needs the images: keep none otherwise, and
+        # keep them compressed, as the PDF will hold them (a raw A4 page at
+        # 200 dpi is 11.6 MB; a long PDF would not fit in memory).
+        keep = 'pdf' in formats and page.image is not None
+        images.append(outputs.encode_page_image(page.image) if keep else None)
         if not result.ok:
           failed += 1
           bar.write(f'error: {result.source} page {result.page_number}: '

@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
+from ocr_jax.data import khmer_corpus
 from ocr_jax.data import lm_corpus
 from ocr_jax.data import text_sampler
-from ocr_jax.data.datasets import khmer_text
 from ocr_jax.text import char_lm
 
 
@@ -94,14 +94,14 @@ def test_save_load_round_trip(corpus_lm, tmp_path):
 def test_corpus_lm_sees_training_lines_only(corpus_lm):
   """The provenance and the text: no validation or test line."""
   assert corpus_lm.meta['split'] == 'train'
-  assert corpus_lm.meta['corpus_sha1'] == khmer_text.corpus_sha1(None)
+  assert corpus_lm.meta['corpus_sha1'] == khmer_corpus.corpus_sha1(None)
   texts = lm_corpus.training_texts(extra_samples=0)
   assert corpus_lm.meta['lines'] == len(texts)
   held_out = set(lm_corpus.held_out_lines())
   assert held_out and not held_out & set(texts)
-  raw = khmer_text.read_corpus(khmer_text.DEFAULT_CORPUS)
+  raw = khmer_corpus.read_corpus(khmer_corpus.DEFAULT_CORPUS)
   train_raw = {text_sampler.clean(line) for line in raw
-               if khmer_text.line_split(line) == 'train'}
+               if khmer_corpus.line_split(line) == 'train'}
   assert set(texts) <= train_raw
 
 
@@ -114,7 +114,7 @@ def test_held_out_ngrams_never_counted(tmp_path):
   corpus = tmp_path / 'corpus.txt'
   corpus.write_text('\n'.join(lines) + '\n', encoding='utf-8')
   lm = lm_corpus.build_lm(order=4, corpus_path=str(corpus), extra_samples=0)
-  train = [line for line in lines if khmer_text.line_split(line) == 'train']
+  train = [line for line in lines if khmer_corpus.line_split(line) == 'train']
   held_out = [line for line in lines if line not in train]
   assert train and held_out
   seen = {line[i:i + 4] for line in train for i in range(len(line) - 3)}

@@ -16,7 +16,7 @@ TEXT_SPLIT_SIZES = {'train': 64, 'validation': 21, 'test': 21}
 
 @pytest.fixture(scope='session')
 def corpus_path():
-  """The shipped Khmer corpus (`khmer_text.DEFAULT_CORPUS`)."""
+  """The shipped Khmer corpus (`khmer_corpus.DEFAULT_CORPUS`)."""
   return CORPUS_PATH
 
 

@@ -1,4 +1,5 @@
-"""Tests of the TFDS builders khmer_digits and khmer_text, and syllables."""
+"""Tests of the TFDS builders khmer_digits, khmer_text and khmer_pages, and
+syllables."""
 
 import glob
 import os
@@ -9,8 +10,11 @@ import tensorflow_datasets as tfds
 
 from ocr_jax.text import charset
 from ocr_jax.text import khmer_normalizer
+from ocr_jax.data import khmer_corpus
 from ocr_jax.data import render
+from ocr_jax.pages import layout
 from ocr_jax.data.datasets import khmer_digits
+from ocr_jax.data.datasets import khmer_pages
 from ocr_jax.data.datasets import khmer_text
 from ocr_jax.data.datasets import syllables
 
@@ -73,7 +77,7 @@ def test_digits_example_is_a_function_of_seed_split_index():
 
 
 def test_text_stage1_uses_top_30_characters(khmer_text_dir, corpus_path):
-  ranking = khmer_text.char_ranking(khmer_text.read_corpus(corpus_path))
+  ranking = khmer_text.char_ranking(khmer_corpus.read_corpus(corpus_path))
   for split in ('train', 'test'):
     for example in _examples('khmer_text/stage1', khmer_text_dir, split):
       text = example['text'].decode()
@@ -89,31 +93,15 @@ def test_text_lines_split_by_line_hash(khmer_text_dir, text_split_sizes):
     examples = _examples('khmer_text/lines', khmer_text_dir, split)
     texts[split] = {e['text'].decode() for e in examples}
     assert len(texts[split]) == text_split_sizes[split]
-    assert all(khmer_text.line_split(t) == split for t in texts[split])
+    assert all(khmer_corpus.line_split(t) == split for t in texts[split])
   assert not texts['test'] & texts['train']
   assert not texts['validation'] & texts['train']
 
 
 def test_text_metadata_records_corpus(khmer_text_dir, corpus_path):
   builder = tfds.builder('khmer_text/lines', data_dir=khmer_text_dir)
-  assert builder.info.metadata['corpus_sha1'] == khmer_text.corpus_sha1(
+  assert builder.info.metadata['corpus_sha1'] == khmer_corpus.corpus_sha1(
       corpus_path)
-
-
-def test_shipped_corpus_is_the_default(corpus_path):
-  assert os.path.samefile(khmer_text.DEFAULT_CORPUS, corpus_path)
-  assert khmer_text.resolve_corpus(None) == khmer_text.DEFAULT_CORPUS
-  assert khmer_text.resolve_corpus('') == khmer_text.GENERATOR == ''
-  # The Tesseract langdata subset, byte for byte (see corpus/README.md).
-  shipped = 'ac4bc1ddfbcb5204327707ce3c0aa850430a73a7'
-  assert khmer_text.corpus_sha1(None) == shipped
-  assert khmer_text.corpus_sha1(corpus_path) == shipped
-  assert khmer_text.corpus_sha1('') == ''
-  lines = khmer_text.read_corpus(khmer_text.DEFAULT_CORPUS)
-  assert len(lines) > 5000
-  readme = os.path.join(os.path.dirname(corpus_path), 'README.md')
-  with open(readme, encoding='utf-8') as f:
-    assert 'Apache' in f.read()
 
 
 def test_default_corpus_builds_the_same_data(khmer_text_dir, tmp_path,
@@ -122,20 +110,11 @@ def test_default_corpus_builds_the_same_data(khmer_text_dir, tmp_path,
   """No corpus_path gives the records that the explicit path gives."""
   builder = build_dataset('khmer_text/stage1', tmp_path,
                           split_sizes=text_split_sizes)
-  assert builder.corpus_path == khmer_text.DEFAULT_CORPUS
-  assert builder.info.metadata['corpus_sha1'] == khmer_text.corpus_sha1(None)
+  assert builder.corpus_path == khmer_corpus.DEFAULT_CORPUS
+  assert builder.info.metadata['corpus_sha1'] == khmer_corpus.corpus_sha1(None)
   stage1 = os.path.join('khmer_text', 'stage1')
   assert (_record_bytes(str(tmp_path), stage1) ==
           _record_bytes(khmer_text_dir, stage1))
-
-
-def test_line_split_proportions(corpus_path):
-  lines = khmer_text.read_corpus(corpus_path)
-  counts = {s: 0 for s in khmer_text.SPLITS}
-  for line in lines:
-    counts[khmer_text.line_split(line)] += 1
-  assert 0.88 < counts['train'] / len(lines) < 0.92
-  assert 0.035 < counts['test'] / len(lines) < 0.065
 
 
 def test_generated_text_without_corpus(tmp_path, build_dataset):
@@ -143,7 +122,7 @@ def test_generated_text_without_corpus(tmp_path, build_dataset):
                           corpus_path=khmer_text.GENERATOR,
                           split_sizes={'train': 24, 'validation': 4,
                                        'test': 4})
-  assert builder.corpus_path == ''
+  assert builder.corpus_path == khmer_text.GENERATOR == ''
   assert builder.info.metadata['corpus_sha1'] == ''
   allowed = set(syllables.DEFAULT_CHAR_RANKING[:60])
   for example in _examples('khmer_text/stage2', str(tmp_path), 'train'):
@@ -179,3 +158,44 @@ def test_text_builder_skips_fonts_without_glyphs(monkeypatch, tmp_path):
   fonts = [examples[i]['font'] for i in sorted(examples)]
   assert set(fonts[:12]) == {khmer.family}
   assert set(fonts[12:]) == {khmer.family, dejavu.family}
+
+
+def test_pages_build_is_deterministic_with_boxes_on_the_page(tmp_path,
+                                                           build_dataset):
+  # Two pages at 40 dpi (331 x 468): train 0 has one column, validation 0
+  # two; both are skewed (degrade=True), so boxes are rotated ones.
+  sizes = {'train': 1, 'validation': 1, 'test': 0}
+  builds = [build_dataset('khmer_pages', tmp_path / name, dpi=40,
+                          split_sizes=sizes) for name in ('a', 'b')]
+  for builder in builds:
+    assert set(builder.info.splits) == {'train', 'validation'}
+  examples = {split: [list(tfds.as_numpy(b.as_dataset(split=split)))
+                      for b in builds] for split in ('train', 'validation')}
+  for first, second in examples.values():
+    assert len(first) == len(second) == 1
+    assert first[0].keys() == second[0].keys()
+    for key in first[0]:
+      np.testing.assert_array_equal(first[0][key], second[0][key])
+  # The records are the pages `make_page` renders.
+  page = khmer_pages.make_page(0, 0, 'validation', dpi=40)
+  record = examples['validation'][0][0]
+  np.testing.assert_array_equal(record['image'], page.image)
+  np.testing.assert_array_equal(record['boxes'], page.boxes)
+  assert [t.decode() for t in record['texts']] == page.texts
+  columns = []
+  for (example,), _ in examples.values():
+    height, width = example['image'].shape[:2]
+    assert (height, width) == (468, 331)
+    assert example['angle'] != 0.0
+    columns.append(int(example['columns']))
+    texts, boxes = example['texts'], example['boxes']
+    straight = example['straight_boxes']
+    assert len(texts) == len(boxes) == len(straight) > 3
+    assert all(texts)
+    for b in (boxes, straight):
+      assert (b[:, :2] >= 0).all() and (b[:, 2] <= width).all()
+      assert (b[:, 3] <= height).all()
+      assert (b[:, 2] > b[:, 0]).all() and (b[:, 3] > b[:, 1]).all()
+    # Stored in reading order (that of the page reader).
+    assert layout.reading_order(straight) == list(range(len(straight)))
+  assert sorted(columns) == [1, 2]

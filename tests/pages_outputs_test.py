@@ -1,10 +1,13 @@
 """Tests of ocr_jax.pages.outputs: text, hOCR, JSON, searchable PDF."""
 
+import io
 import json
 import xml.etree.ElementTree as ET
 
 import numpy as np
+from PIL import Image
 import pypdfium2 as pdfium
+import pytest
 
 from ocr_jax.pages import outputs
 from ocr_jax.pages import results
@@ -60,9 +63,12 @@ def test_json_round_trip():
   assert data['pages'][1]['angle'] == 1.5
 
 
-def test_searchable_pdf_text_layer_extracts_back(tmp_path):
+@pytest.mark.parametrize('encoded', [False, True])
+def test_searchable_pdf_text_layer_extracts_back(tmp_path, encoded):
   pages = _pages()
   images = [np.full((800, 1000, 3), 255, np.uint8) for _ in range(2)]
+  if encoded:  # As read_pages keeps them.
+    images = [outputs.encode_page_image(image) for image in images]
   images.append(None)
   path = str(tmp_path / 'out.pdf')
   outputs.write_pdf(path, pages, images)
@@ -81,3 +87,55 @@ def test_searchable_pdf_text_layer_extracts_back(tmp_path):
                                     right=900 * 0.36, top=288 - 100 * 0.36)
   assert LINES[0][0] in found and 'ABC' not in found
   pdf.close()
+
+
+def _scan(height=2338, width=1654):
+  """An A4 page at 200 dpi: shaded grey paper with 40 dark text bars."""
+  page = np.repeat((235 - 20 * np.arange(width) / width)[None],
+                   height, 0).astype(np.uint8)
+  rng = np.random.default_rng(0)
+  for k in range(40):
+    page[80 + 55 * k:110 + 55 * k, 150:150 + rng.integers(600, 1350)] = 30
+  return np.repeat(page[..., None], 3, axis=2)
+
+
+def test_page_images_are_kept_compressed():
+  grey = _scan()
+  assert grey.nbytes == 11_601_156
+  kept = outputs.encode_page_image(grey)
+  assert kept[:2] == b'\xff\xd8' and len(kept) < grey.nbytes / 20  # JPEG.
+  with Image.open(io.BytesIO(kept)) as image:
+    assert image.mode == 'L' and image.size == (1654, 2338)
+    assert np.abs(np.asarray(image, np.int16) -
+                  grey[..., 0]).mean() < 2
+  colour = grey.copy()
+  colour[..., 2] = 250
+  kept = outputs.encode_page_image(colour)
+  assert kept[:2] == b'\xff\xd8' and len(kept) < colour.nbytes / 20
+  with Image.open(io.BytesIO(kept)) as image:
+    assert image.mode == 'RGB'
+  # Bitonal: a 1-bit PNG, lossless.
+  bitonal = np.where(grey < 128, 0, 255).astype(np.uint8)
+  kept = outputs.encode_page_image(bitonal)
+  assert kept[:4] == b'\x89PNG' and len(kept) < bitonal.nbytes / 1000
+  with Image.open(io.BytesIO(kept)) as image:
+    assert image.mode == '1'
+    np.testing.assert_array_equal(np.asarray(image.convert('L')),
+                                  bitonal[..., 0])
+
+
+def test_pdf_stores_the_kept_bytes(tmp_path):
+  """The JPEG goes in as it is; a bitonal page comes back exactly."""
+  grey, bitonal = _scan(400, 300), np.full((400, 300, 3), 255, np.uint8)
+  bitonal[100:140, 30:270] = 0
+  kept = [outputs.encode_page_image(image) for image in (grey, bitonal)]
+  # At 72 dpi a pixel is a point: pages render back at their pixel size.
+  pages = [results.PageResult('a.png', 1, 300, 400, dpi=72),
+           results.PageResult('b.png', 1, 300, 400, dpi=72)]
+  path = tmp_path / 'kept.pdf'
+  outputs.write_pdf(str(path), pages, kept)
+  assert kept[0] in path.read_bytes()
+  pdf = pdfium.PdfDocument(str(path))
+  rendered = pdf[1].render(scale=1).to_pil().convert('L')
+  pdf.close()
+  np.testing.assert_array_equal(np.asarray(rendered), bitonal[..., 0])

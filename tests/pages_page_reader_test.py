@@ -1,12 +1,16 @@
-"""Tests of ocr_jax.pages.page_reader with a stand-in line reader."""
+"""Tests of ocr_jax.pages.page_reader with stand-in line models."""
 
 import numpy as np
 import pytest
 
+from ocr_jax.data import preprocess
 from ocr_jax.pages import inputs
 from ocr_jax.pages import layout
 from ocr_jax.pages import page_reader
 from ocr_jax.reading import reader as reader_lib
+from ocr_jax.text import charset
+
+TO_KHMER = str.maketrans('0123456789', charset.KHMER_DIGITS)
 
 
 class GrayLevelReader:
@@ -38,20 +42,70 @@ def _two_column_page():
   return page, boxes, levels
 
 
-def test_read_page_orders_columns_and_recognizes_in_width_batches():
-  page, boxes, _ = _two_column_page()
-  lines = GrayLevelReader(batch_size=2)
+class OneCallReader(reader_lib.Reader):
+  """A real Reader whose `read` calls are counted."""
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.read_sizes = []
+
+  def read(self, inputs, **kwargs):
+    self.read_sizes.append(len(inputs))
+    return super().read(inputs, **kwargs)
+
+
+def _gray_level_model(batch_size):
+  """A real Reader over a fake model that reads the darkest gray level.
+
+  The model writes the level (in Khmer digits) of the darkest pixel left of
+  each line's width, and records (batch width, line widths) of each call.
+  """
+  vocabulary = charset.get_vocabulary('digits')
+  spec = reader_lib.ReaderSpec(
+      preset='fake', kind='ctc', vocabulary=vocabulary, image_height=32,
+      image_width=512, variable_width=True, max_label_length=4,
+      config={'bucket_step': 64})
+  calls = []
+
+  def predict(variables, images, widths):
+    del variables
+    images, widths = np.asarray(images), np.asarray(widths)
+    calls.append((images.shape[2], widths.tolist()))
+    ids = np.full((len(images), 5), charset.PAD_ID, np.int32)
+    for row, (image, width) in enumerate(zip(images, widths)):
+      level = str(preprocess.to_uint8(image[:, :width]).min())
+      ids[row, :len(level)] = [charset.NUM_SPECIAL + int(d) for d in level]
+      ids[row, len(level)] = charset.EOS_ID
+    return ids, np.full(len(images), 0.5), np.ones(ids.shape, np.float32)
+
+  reader = OneCallReader(spec, {}, lambda beam_size: predict,
+                         batch_size=batch_size)
+  return reader, calls
+
+
+def test_read_page_orders_columns_and_reads_the_page_in_one_call():
+  page, boxes, levels = _two_column_page()
+  lines, calls = _gray_level_model(batch_size=2)
   reader = page_reader.PageReader(lines, page_reader.BoxDetector(boxes))
   result = reader.read_page(page, source='p.png', page_number=3)
   assert result.ok and (result.width, result.height) == (1000, 600)
   assert result.angle == 0.0
-  assert [line.text for line in result.lines] == [
-      'g10', 'g20', 'g21', 'g22', 'g30', 'g31', 'g32']
-  assert result.text.splitlines()[0] == 'g10'
-  # Batches of 2, 2, 2, 1 by increasing aspect ratio.
-  ratios = [r for batch in lines.batches for r in batch]
-  assert [len(b) for b in lines.batches] == [2, 2, 2, 1]
-  assert ratios == sorted(ratios)
+  # Reading order (heading, left column, right column), whatever order the
+  # reader batched them in.
+  assert levels == [10, 20, 30, 21, 31, 22, 32]
+  expected = [str(level).translate(TO_KHMER) for level in
+              (10, 20, 21, 22, 30, 31, 32)]
+  assert [line.text for line in result.lines] == expected
+  assert result.text.splitlines()[0] == expected[0]
+  # One read of all 7 crops: the reader sorted them by width and cut
+  # batches of 2, 2, 2, 1, each padded to the bucket of its widest line.
+  assert lines.read_sizes == [7]
+  assert [len(widths) for _, widths in calls] == [2, 2, 2, 1]
+  widths = [w for _, batch in calls for w in batch]
+  assert widths == sorted(widths) and len(set(widths)) > 3
+  buckets = lines.spec.bucket_widths
+  assert [width for width, _ in calls] == [
+      min(b for b in buckets if b >= max(batch)) for _, batch in calls]
   heading = result.lines[0]
   assert heading.box == pytest.approx((100, 40, 900, 100), abs=4)
   assert heading.polygon[0] == pytest.approx((heading.box[0],

@@ -44,11 +44,18 @@ def detector_run(tmp_path_factory):
 
 
 def test_cli_reads_pdf_and_images_and_reports_failures(tmp_path,
-                                                       detector_run):
+                                                       detector_run,
+                                                       monkeypatch):
   page = khmer_pages.make_page(0, 0, 'test', dpi=40, degrade=False)
   pdf = str(tmp_path / 'scan.pdf')
   outputs.write_pdf(pdf, [results.PageResult('x', 1, dpi=40)] * 2,
                     [page.image, page.image])
+  kept = []  # What the CLI held of each page until it wrote the PDF.
+  write_pdf = outputs.write_pdf
+  def spy(path, pages, images, **kwargs):
+    kept.append(list(images))
+    write_pdf(path, pages, images, **kwargs)
+  monkeypatch.setattr(outputs, 'write_pdf', spy)
   (tmp_path / 'broken.pdf').write_bytes(b'%PDF-1.4 garbage')
   values = flags.FlagValues()
   read_pages.define_flags(values)
@@ -67,3 +74,11 @@ def test_cli_reads_pdf_and_images_and_reports_failures(tmp_path,
   broken = json.load(open(os.path.join(out, 'broken.json'),
                           encoding='utf-8'))
   assert 'cannot open PDF' in broken['pages'][0]['error']
+  # scan.pdf's two pages were kept as JPEG bytes (the page is antialiased
+  # grey), a small part of the raw array; the broken file had no image.
+  scan, nothing = kept
+  assert nothing == [None] and len(scan) == 2
+  raw = page.image.nbytes  # 468 x 331 x 3 at 40 dpi.
+  for image in scan:
+    assert isinstance(image, bytes) and image[:2] == b'\xff\xd8'
+    assert len(image) < raw / 5

@@ -5,8 +5,8 @@ import re
 import numpy as np
 import pytest
 
+from ocr_jax.data import khmer_corpus
 from ocr_jax.data import text_sampler
-from ocr_jax.data.datasets import khmer_text
 from ocr_jax.text import charset
 from ocr_jax.text import khmer_normalizer
 
@@ -61,11 +61,11 @@ def test_corpus_lines_follow_the_hash_split():
            for split in text_sampler.SPLITS}
   assert not lines['train'] & lines['validation']
   assert not lines['train'] & lines['test']
-  corpus = khmer_text.read_corpus(khmer_text.DEFAULT_CORPUS)
+  corpus = khmer_corpus.read_corpus(khmer_corpus.DEFAULT_CORPUS)
   for split, split_lines in lines.items():
     # The split is that of the normalised corpus line, before `clean`.
     assert split_lines == {text_sampler.clean(line) for line in corpus
-                           if khmer_text.line_split(line) == split}
+                           if khmer_corpus.line_split(line) == split}
   assert len(lines['validation']) > 200
 
 

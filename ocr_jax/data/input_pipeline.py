@@ -34,7 +34,7 @@ error naming the character (U+XXXX) and the sample (its tfds_id).
 Config fields read: dataset, corpus_path, vocabulary, image_height,
 image_width, max_label_length, batch_size, eval_batch_size, augment,
 shuffle_buffer. For khmer_text, corpus_path None means the shipped corpus
-and '' the syllable generator (`khmer_text.resolve_corpus`).
+and '' the syllable generator (`khmer_corpus.resolve_corpus`).
 """
 
 import math
@@ -46,10 +46,11 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from ocr_jax.data import augment
+from ocr_jax.data import khmer_corpus
 from ocr_jax.data import preprocess
 from ocr_jax.text import charset
-# Importing ocr_jax.data.datasets (here via khmer_text) registers the builders.
-from ocr_jax.data.datasets import khmer_text
+# Importing the package registers the TFDS builders with tfds.builder.
+import ocr_jax.data.datasets  # noqa: F401  pylint: disable=unused-import
 
 # Training data up to this size is cached decoded (else as PNG bytes).
 MAX_DECODED_CACHE_BYTES = 512 * 2**20
@@ -81,7 +82,7 @@ def ensure_built(config, data_dir: str | None = None):
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(try_download_gcs=False))
   if 'corpus_path' in _builder_kwargs(config):
-    wanted = khmer_text.corpus_sha1(config.get('corpus_path'))
+    wanted = khmer_corpus.corpus_sha1(config.get('corpus_path'))
     found = builder.info.metadata.get('corpus_sha1')
     if found != wanted:
       raise ValueError(

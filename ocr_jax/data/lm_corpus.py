@@ -7,7 +7,7 @@
 (the command line is `python -m ocr_jax.build_lm --output=khmer_lm.npz`).
 
 The text is that of the line models' training (`text_sampler`): the corpus
-lines whose SHA-1 hash split (`khmer_text.line_split`) is 'train', each once,
+lines whose SHA-1 hash split (`khmer_corpus.line_split`) is 'train', each once,
 cleaned as `text_sampler.clean` does, plus `extra_samples` texts drawn by
 `text_sampler.sample_text(rng, 'train', kind=...)` of the kinds that mix in
 numbers and Latin words (their Khmer parts are training lines too). No
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ocr_jax.data import khmer_corpus
 from ocr_jax.data import text_sampler
-from ocr_jax.data.datasets import khmer_text
 from ocr_jax.text import char_lm
 
 SPLIT = 'train'
@@ -29,12 +29,12 @@ EXTRA_KINDS = ('numbers', 'latin', 'mixed')
 DEFAULT_EXTRA_SAMPLES = 2000
 
 
-def training_texts(corpus_path: str = khmer_text.DEFAULT_CORPUS,
+def training_texts(corpus_path: str = khmer_corpus.DEFAULT_CORPUS,
                    extra_samples: int = DEFAULT_EXTRA_SAMPLES,
                    seed: int = 0) -> list[str]:
   """The LM's training lines (see the module docstring)."""
   texts = list(text_sampler.corpus_lines(SPLIT, corpus_path))
-  if extra_samples and corpus_path != khmer_text.DEFAULT_CORPUS:
+  if extra_samples and corpus_path != khmer_corpus.DEFAULT_CORPUS:
     # text_sampler draws its Khmer parts from the shipped corpus only.
     raise ValueError('extra_samples needs the shipped corpus; pass 0')
   rng = np.random.default_rng(seed)
@@ -45,12 +45,12 @@ def training_texts(corpus_path: str = khmer_text.DEFAULT_CORPUS,
 
 
 def build_lm(order: int = char_lm.DEFAULT_ORDER,
-             corpus_path: str = khmer_text.DEFAULT_CORPUS,
+             corpus_path: str = khmer_corpus.DEFAULT_CORPUS,
              extra_samples: int = DEFAULT_EXTRA_SAMPLES, seed: int = 0,
              chars: str | None = None) -> char_lm.CharLM:
   """A character LM of `training_texts`, its provenance in `lm.meta`."""
   texts = training_texts(corpus_path, extra_samples, seed)
-  meta = {'corpus_sha1': khmer_text.corpus_sha1(corpus_path),
+  meta = {'corpus_sha1': khmer_corpus.corpus_sha1(corpus_path),
           'split': SPLIT, 'corpus_lines': len(
               text_sampler.corpus_lines(SPLIT, corpus_path)),
           'extra_samples': extra_samples, 'extra_kinds': list(EXTRA_KINDS),
@@ -58,7 +58,7 @@ def build_lm(order: int = char_lm.DEFAULT_ORDER,
   return char_lm.build(texts, order=order, chars=chars, meta=meta)
 
 
-def held_out_lines(corpus_path: str = khmer_text.DEFAULT_CORPUS
+def held_out_lines(corpus_path: str = khmer_corpus.DEFAULT_CORPUS
                    ) -> Sequence[str]:
   """The validation and test corpus lines (never in `training_texts`)."""
   return (text_sampler.corpus_lines('validation', corpus_path) +

@@ -1,8 +1,8 @@
 """Texts of synthetic Khmer lines, drawn from one split of the corpus.
 
-The corpus lines are those of `khmer_text` (the shipped Tesseract langdata
+The corpus lines are those of `khmer_corpus` (the shipped Tesseract langdata
 corpus), normalised and assigned to train / validation / test by the same
-SHA-1 hash split (`khmer_text.line_split`), so a validation or test line never
+SHA-1 hash split (`khmer_corpus.line_split`), so a validation or test line never
 feeds training. Every Khmer part of a text comes from lines of the requested
 split only; numbers and Latin words are generated.
 
@@ -34,12 +34,12 @@ import re
 
 import numpy as np
 
-from ocr_jax.data.datasets import khmer_text
+from ocr_jax.data import khmer_corpus
 from ocr_jax.data.datasets import syllables
 from ocr_jax.text import charset
 from ocr_jax.text import khmer_normalizer
 
-SPLITS = khmer_text.SPLITS
+SPLITS = khmer_corpus.SPLITS
 KINDS = ('line', 'span', 'concat', 'numbers', 'latin', 'mixed', 'syllables')
 # Share of each kind in `sample_text` (same order as KINDS).
 KIND_WEIGHTS = (0.23, 0.2, 0.1, 0.17, 0.17, 0.08, 0.05)
@@ -100,13 +100,13 @@ def _split_id(split: str) -> int:
 
 @functools.lru_cache(maxsize=None)
 def corpus_lines(split: str,
-                 corpus_path: str = khmer_text.DEFAULT_CORPUS
+                 corpus_path: str = khmer_corpus.DEFAULT_CORPUS
                  ) -> tuple[str, ...]:
   """The normalised, in-vocabulary corpus lines of one split."""
   _split_id(split)
   lines = []
-  for line in khmer_text.read_corpus(corpus_path):
-    if khmer_text.line_split(line) != split:
+  for line in khmer_corpus.read_corpus(corpus_path):
+    if khmer_corpus.line_split(line) != split:
       continue
     line = clean(line)
     if line:

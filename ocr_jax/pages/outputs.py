@@ -11,11 +11,19 @@
   write_pdf(...)     each page image, with an invisible text layer (PDF text
                      render mode 3) placed and stretched over every line, so
                      that the text can be selected, searched and copied
+  encode_page_image  a page image as the PDF stores it (JPEG, or PNG if
+                     bitonal): what to keep of each page until write_pdf
 
 The text layer is written with fpdf2 in a TrueType Khmer font (embedded as
 a subset with a ToUnicode map); the characters are laid out unshaped, one
 glyph per code point, so text extraction gives back exactly the code points
 read. Nothing of it is drawn: the page looks like the scan.
+
+Page images are compressed once, by `encode_page_image`, and fpdf2 embeds
+those bytes: a JPEG as it is (DCTDecode), a 1-bit PNG as CCITT G4 (or
+Flate without libtiff). A caller that writes the PDF after reading many
+pages keeps these bytes, not the arrays (an A4 page at 200 dpi is 11.6 MB
+raw, about 0.5 MB as JPEG).
 """
 
 from collections.abc import Sequence
@@ -38,6 +46,10 @@ PDF_FONTS = ('/usr/share/fonts/truetype/khmeros/KhmerOS.ttf',
              '/usr/share/fonts/truetype/noto/NotoSansKhmer-Regular.ttf')
 # Resolution assumed for pages whose dpi is unknown (image files).
 DEFAULT_DPI = 200
+# JPEG quality of grey and colour page images (bitonal ones are lossless):
+# glyph edges stay clean at 200 dpi for about 0.5 MB an A4 page; 85 costs
+# a fifth more bytes.
+JPEG_QUALITY = 75
 # Baseline of the invisible text, as a fraction of the line box height from
 # its top (Khmer subscripts sit below the baseline).
 _BASELINE = 0.72
@@ -111,17 +123,39 @@ def pdf_font() -> str:
                           f'{PDF_FONTS} (Debian: fonts-khmeros)')
 
 
+def encode_page_image(image: np.ndarray,
+                      jpeg_quality: int = JPEG_QUALITY) -> bytes:
+  """A [height, width, 3] uint8 page as the PDF will store it.
+
+  A bitonal page (black and white only) becomes a 1-bit PNG: lossless and
+  a fraction of a JPEG's size there, where JPEG rings around every glyph
+  edge. Other pages become JPEG of `jpeg_quality`, one channel if grey.
+  """
+  grey = image[..., 0]
+  is_grey = bool((image[..., 1] == grey).all() and
+                 (image[..., 2] == grey).all())
+  encoded = io.BytesIO()
+  if is_grey and bool(((grey == 0) | (grey == 255)).all()):
+    Image.fromarray(grey).convert('1').save(encoded, 'PNG', optimize=True)
+  else:
+    Image.fromarray(grey if is_grey else image).save(
+        encoded, 'JPEG', quality=jpeg_quality)
+  return encoded.getvalue()
+
+
 def write_pdf(path: str, pages: Sequence[results.PageResult],
-              images: Sequence[np.ndarray], *, jpeg_quality: int = 75,
+              images: Sequence[np.ndarray | bytes | None], *,
+              jpeg_quality: int = JPEG_QUALITY,
               font: str | None = None) -> None:
   """Writes a searchable PDF: each page image with its invisible text.
 
   Args:
     path: the PDF to write.
     pages: the readings; pages with an error are skipped.
-    images: [height, width, 3] uint8, the page images `pages` were read
-      from (same order; the line boxes are in their pixels).
-    jpeg_quality: the page images are stored as JPEG of this quality.
+    images: the page images `pages` were read from (same order; the line
+      boxes are in their pixels): [height, width, 3] uint8 arrays, or
+      `encode_page_image` bytes, stored as they are.
+    jpeg_quality: the JPEG quality of arrays (see `encode_page_image`).
     font: the TrueType file of the text layer (default `pdf_font()`).
   """
   pdf = fpdf.FPDF(unit='pt')
@@ -131,21 +165,22 @@ def write_pdf(path: str, pages: Sequence[results.PageResult],
   for page, image in zip(pages, images):
     if not page.ok or image is None:
       continue
-    _add_page(pdf, page, image, jpeg_quality)
+    if not isinstance(image, bytes):
+      image = encode_page_image(image, jpeg_quality)
+    _add_page(pdf, page, image)
   if not pdf.pages:
     pdf.add_page(format=(595, 842))  # A PDF needs a page: an empty A4.
   pdf.output(path)
 
 
-def _add_page(pdf: fpdf.FPDF, page: results.PageResult, image: np.ndarray,
-              jpeg_quality: int) -> None:
-  height, width = image.shape[:2]
+def _add_page(pdf: fpdf.FPDF, page: results.PageResult,
+              image: bytes) -> None:
+  with Image.open(io.BytesIO(image)) as header:  # Reads the size only.
+    width, height = header.size
   points = 72.0 / (page.dpi or DEFAULT_DPI)
   pdf.add_page(format=(width * points, height * points))
-  encoded = io.BytesIO()
-  Image.fromarray(image).save(encoded, 'JPEG', quality=jpeg_quality)
-  encoded.seek(0)
-  pdf.image(encoded, x=0, y=0, w=width * points, h=height * points)
+  pdf.image(io.BytesIO(image), x=0, y=0, w=width * points,
+            h=height * points)
   pdf.text_mode = TextMode.INVISIBLE
   for line in page.lines:
     x0, y0, x1, y1 = (v * points for v in line.box)

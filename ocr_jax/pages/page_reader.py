@@ -11,8 +11,10 @@
 `BoxDetector`, which passes known boxes through the same core-map
 post-processing.
 
-The crops are read in batches of similar width (sorted by aspect ratio), so
-that a variable-width model pads little.
+All the crops of a page go to the line reader in one call: `Reader.read`
+sorts them by width and reads them in batches of similar width (see
+`ocr_jax.reading.reader`), so a variable-width model pads little, and it
+gives the results back in input order.
 """
 
 from collections.abc import Iterable, Iterator, Sequence
@@ -102,18 +104,8 @@ class PageReader:
 
   def recognize(self, crops: Sequence[np.ndarray]
                 ) -> list[reader_lib.ReadResult]:
-    """Reads line crops in batches of similar aspect ratio, in input order."""
-    ratios = [c.shape[1] / max(c.shape[0], 1) for c in crops]
-    order = np.argsort(ratios, kind='stable')
-    readings = [None] * len(crops)
-    size = self.line_reader.batch_size
-    for start in range(0, len(order), size):
-      chunk = [int(i) for i in order[start:start + size]]
-      batch = self.line_reader.read([crops[i] for i in chunk],
-                                    beam_size=self.beam_size)
-      for i, reading in zip(chunk, batch):
-        readings[i] = reading
-    return readings
+    """Reads line crops, in input order (the reader batches by width)."""
+    return self.line_reader.read(list(crops), beam_size=self.beam_size)
 
   def read_pages(self, pages: Iterable[inputs.Page], *,
                  dpi: float | None = None

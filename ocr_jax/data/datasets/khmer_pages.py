@@ -18,9 +18,10 @@ Features:
 
 `make_page(seed, index, split)` renders one page as a pure function of its
 arguments, so that the same version and seed give identical records.
-Builder kwargs: `seed`, `split_sizes` (e.g. {'train': 2} for tests), `dpi`,
-`degrade` (False for clean pages); non-default values go to their own
-data_dir.
+Builder kwargs: `seed`, `split_sizes` (merged into `SPLIT_SIZES`; a size of
+0 leaves the split out, e.g. {'train': 2, 'validation': 0, 'test': 0} for
+tests), `dpi`, `degrade` (False for clean pages); non-default values must
+go to their own data_dir (they are not part of its path).
 """
 
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ import dataclasses
 import functools
 import io
 
+from etils import epath
 import numpy as np
 from PIL import Image
 from PIL import ImageDraw
@@ -225,9 +227,19 @@ class KhmerPages(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'First version.'}
 
+  @tfds.core.utils.classproperty
+  @classmethod
+  def code_path(cls) -> epath.Path:
+    # As in khmer_text: the default probes the `importlib_resources`
+    # package, which tensorflow-datasets does not declare.
+    return epath.Path(__file__)
+
   def __init__(self, *, seed: int = 0,
                split_sizes: Mapping[str, int] | None = None,
                dpi: int = 150, degrade: bool = True, **kwargs):
+    unknown = set(split_sizes or {}) - set(SPLIT_SIZES)
+    if unknown:
+      raise ValueError(f'unknown splits {sorted(unknown)}')
     self._seed = seed
     self._split_sizes = {**SPLIT_SIZES, **(split_sizes or {})}
     self._dpi = dpi

@@ -10,7 +10,7 @@ corpus line of each split (or 4,000 / 250 / 250 generated lines, 10-64
 characters long).
 
 Text source, the builder kwarg `corpus_path`:
-  None (the default)  the shipped corpus, `DEFAULT_CORPUS`
+  None (the default)  the shipped corpus, `khmer_corpus.DEFAULT_CORPUS`
                       (ocr_jax/data/corpus/khm_lines.txt: Tesseract langdata,
                       Apache-2.0; see the README.md beside it);
   a path              another corpus file (UTF-8, one line per line);
@@ -24,8 +24,8 @@ For example
 The same corpus file (or the generator) and seed give the same examples,
 whichever way the corpus is named.
 Each line is normalised (`normalize_khmer`) and assigned to a split by the
-SHA-1 of the normalised line (90 / 5 / 5), so a test line never feeds
-training in any config. The stage configs draw their texts from runs of whole
+SHA-1 of the normalised line (90 / 5 / 5, `khmer_corpus.line_split`), so a
+test line never feeds training in any config. The stage configs draw their texts from runs of whole
 syllable clusters of the lines of the split (uniform over lengths, then over
 the distinct texts of that length) whose characters are all among the
 stage's top-N characters by corpus frequency. Short texts (a single
@@ -50,27 +50,21 @@ Features:
 import collections
 from collections.abc import Iterator, Mapping, Sequence
 import dataclasses
-import hashlib
-import os
 
 from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
 from ocr_jax.text import khmer_normalizer
+from ocr_jax.data import khmer_corpus
 from ocr_jax.data import render
 from ocr_jax.data.datasets import khmer_digits
 from ocr_jax.data.datasets import syllables
 
-# The corpus shipped with the package (package data; see corpus/README.md).
-DEFAULT_CORPUS = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'corpus',
-    'khm_lines.txt')
 # The corpus_path that selects the syllable generator instead of a corpus.
 GENERATOR = ''
 IMAGE_HEIGHT = 64
 MAX_LINE_LENGTH = 64
-SPLITS = ('train', 'validation', 'test')
 
 
 @dataclasses.dataclass(eq=False)
@@ -111,20 +105,6 @@ CONFIGS = (
 )
 
 
-def line_split(line: str) -> str:
-  """train / validation / test (90 / 5 / 5) from the SHA-1 of the line."""
-  bucket = int.from_bytes(hashlib.sha1(line.encode('utf-8')).digest()[:8],
-                          'big') % 100
-  return 'train' if bucket < 90 else 'validation' if bucket < 95 else 'test'
-
-
-def read_corpus(path: str) -> list[str]:
-  """Normalised, non-empty, distinct lines in file order."""
-  with open(path, encoding='utf-8') as f:
-    lines = (khmer_normalizer.normalize_khmer(line) for line in f)
-    return list(dict.fromkeys(line for line in lines if line))
-
-
 def char_ranking(lines: Sequence[str]) -> str:
   """All characters of the lines, most frequent first (ties by code point)."""
   counts = collections.Counter(''.join(lines))
@@ -155,23 +135,6 @@ def cluster_runs(lines: Sequence[str], allowed: set[str], min_length: int,
   return {length: list(texts) for length, texts in sorted(runs.items())}
 
 
-def resolve_corpus(corpus_path: str | None) -> str:
-  """The corpus file a corpus_path names: None is `DEFAULT_CORPUS`.
-
-  Returns '' (`GENERATOR`) for the syllable generator.
-  """
-  return DEFAULT_CORPUS if corpus_path is None else os.fspath(corpus_path)
-
-
-def corpus_sha1(corpus_path: str | None) -> str:
-  """SHA-1 of the corpus file bytes ('' for the generator)."""
-  path = resolve_corpus(corpus_path)
-  if not path:
-    return ''
-  with open(path, 'rb') as f:
-    return hashlib.sha1(f.read()).hexdigest()
-
-
 def _texts_rng(seed: int, split: str) -> np.random.Generator:
   # A stream of its own: spawn_key (1,) keeps it apart from the
   # per-example generators seeded by (seed, split, index).
@@ -193,7 +156,8 @@ def _sample_runs(runs: dict[int, list[str]], size: int,
 def corpus_texts(config: KhmerTextConfig, split: str, lines: Sequence[str],
                  size: int | None, rng: np.random.Generator) -> list[str]:
   """The texts of one split drawn from normalised corpus lines."""
-  split_lines = [line for line in lines if line_split(line) == split]
+  split_lines = [line for line in lines
+                 if khmer_corpus.line_split(line) == split]
   if config.whole_lines:
     texts = [line for line in split_lines
              if config.min_length <= len(line) <= config.max_length]
@@ -223,7 +187,7 @@ def generated_texts(config: KhmerTextConfig, split: str, size: int,
   while len(texts) < size:
     text = syllables.generate_text(rng, max(10, config.min_length),
                                    config.max_length, allowed=allowed)
-    if line_split(text) == split:
+    if khmer_corpus.line_split(text) == split:
       texts.append(text)
   return texts
 
@@ -244,10 +208,10 @@ class KhmerText(tfds.core.GeneratorBasedBuilder):
 
   def __init__(self, *, corpus_path: str | None = None, seed: int = 0,
                split_sizes: Mapping[str, int] | None = None, **kwargs):
-    unknown = set(split_sizes or {}) - set(SPLITS)
+    unknown = set(split_sizes or {}) - set(khmer_corpus.SPLITS)
     if unknown:
       raise ValueError(f'unknown splits {sorted(unknown)}')
-    self._corpus_path = resolve_corpus(corpus_path)
+    self._corpus_path = khmer_corpus.resolve_corpus(corpus_path)
     self._seed = seed
     self._split_sizes = dict(split_sizes or {})
     super().__init__(**kwargs)
@@ -283,10 +247,13 @@ class KhmerText(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     del dl_manager  # Everything is rendered locally.
     config = self.builder_config
-    lines = read_corpus(self._corpus_path) if self._corpus_path else None
-    self.info.metadata['corpus_sha1'] = corpus_sha1(self._corpus_path)
+    lines = None
+    if self._corpus_path:
+      lines = khmer_corpus.read_corpus(self._corpus_path)
+    self.info.metadata['corpus_sha1'] = khmer_corpus.corpus_sha1(
+        self._corpus_path)
     generators = {}
-    for split in SPLITS:
+    for split in khmer_corpus.SPLITS:
       rng = _texts_rng(self._seed, split)
       size = self._split_size(split)
       if lines is None:

@@ -24,7 +24,7 @@ VOWELS = ''.join(chr(c) for c in range(0x17B6, 0x17C6))
 FINAL_SIGNS = '\u17c6\u17c7\u17cb\u17cd'
 
 # Khmer-block characters (and space) ranked by frequency in the normalised
-# shipped corpus (khmer_text.DEFAULT_CORPUS, Tesseract's khm text); the
+# shipped corpus (khmer_corpus.DEFAULT_CORPUS, Tesseract's khm text); the
 # curriculum's "top-N characters" with the generator (no corpus).
 DEFAULT_CHAR_RANKING = (
     '\u17d2\u17b6\u1793\u179a \u179f\u1780\u178f\u1798\u1794\u1784'
