@@ -89,14 +89,6 @@ def tesseract_page(image: np.ndarray) -> tuple[str, float]:
     return text, time.perf_counter() - start
 
 
-def load_detector(spec: str | None) -> detector_lib.LearnedDetector:
-  if spec is None:
-    return detector_lib.LearnedDetector.pretrained()
-  if os.path.isdir(spec):
-    return detector_lib.LearnedDetector.from_run_folder(spec)
-  return detector_lib.LearnedDetector.from_file(spec)
-
-
 def run_condition(reader, line_reader, degrade: bool, skip_tesseract):
   """Scores of ocr_jax (and Tesseract) on the pages of one condition."""
   pages = [khmer_pages.make_page(_SEED.value, index, 'test', dpi=_DPI.value,
@@ -157,7 +149,7 @@ def _straight(page) -> np.ndarray:
 def main(argv):
   del argv
   line_reader = load.load_reader(_MODEL.value)
-  reader = page_reader.PageReader(line_reader, load_detector(_DETECTOR.value))
+  reader = page_reader.PageReader(line_reader, detector_lib.load_detector(_DETECTOR.value))
   skip = tesseract.missing()
   if skip:
     print(f'tesseract skipped: {skip}')

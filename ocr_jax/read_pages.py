@@ -1,12 +1,13 @@
 """Reads whole pages (images, multi-page TIFF, PDF) into text, hOCR, JSON
 and searchable PDF.
 
-  python -m ocr_jax.read_pages --model=MODEL --detector=DETECTOR \\
+  python -m ocr_jax.read_pages --model=MODEL [--detector=DETECTOR] \\
       --output_dir=DIR [--format=txt,hocr,pdf,json] [--dpi=200] FILE...
 
 MODEL is a line model: a training run folder, an exported .ocrx file or a
 pretrained name (as for `ocr_jax.predict`). DETECTOR is a run folder of
-the line detector (`ocr_jax.pages.train_detector`). For each FILE
+the line detector (`ocr_jax.pages.train_detector`) or its weights file;
+without it, the shipped detector (`ocr_jax.pretrained`). For each FILE
 (folders: their files in sorted name order) DIR gets FILE's base name with
 the extension of each format: .txt, .hocr, .json, .pdf (the page images
 with an invisible, selectable text layer). One progress bar counts pages.
@@ -42,7 +43,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   """Defines this command's flags (on the global FLAGS when run)."""
   flags.DEFINE_string('model', None, 'The line model: run folder, .ocrx '
                       'file or pretrained name.', flag_values=flag_values)
-  flags.DEFINE_string('detector', None, 'Run folder of the line detector.',
+  flags.DEFINE_string('detector', None, 'The line detector: a run folder or '
+                      'a weights file (default: the shipped one).',
                       flag_values=flag_values)
   flags.DEFINE_string('output_dir', None, 'Folder for the outputs.',
                       flag_values=flag_values)
@@ -91,9 +93,8 @@ def main(argv: Sequence[str],
   """Reads argv[1:] (the files); returns the exit status."""
   paths = list(argv[1:])
   formats = [f.strip() for f in flag_values.format if f.strip()]
-  if (not flag_values.model or not flag_values.detector or
-      not flag_values.output_dir or not paths):
-    raise app.UsageError('give --model, --detector, --output_dir and at '
+  if not flag_values.model or not flag_values.output_dir or not paths:
+    raise app.UsageError('give --model, --output_dir and at '
                          'least one file', exitcode=EXIT_USAGE)
   unknown = set(formats) - set(FORMATS)
   if unknown or not formats:
@@ -102,8 +103,7 @@ def main(argv: Sequence[str],
   try:
     line_reader = load.load_reader(flag_values.model,
                                    batch_size=flag_values.batch_size)
-    detector = detector_lib.LearnedDetector.from_run_folder(
-        flag_values.detector)
+    detector = detector_lib.load_detector(flag_values.detector)
   except (ValueError, OSError) as e:
     sys.stderr.write(f'error: cannot load a model: {e}\n')
     return EXIT_LOAD_ERROR

@@ -15,6 +15,7 @@ cores from being drowned by the background).
 """
 
 import functools
+import os
 from typing import Any
 
 from flax import serialization
@@ -217,3 +218,16 @@ class LearnedDetector:
           (max(x0, 0.0), max(y0, 0.0), min(x1, width), min(y1, height)),
           line.score))
     return found
+
+
+def load_detector(spec: str | None = None, **kwargs) -> LearnedDetector:
+  """A detector from a run folder, a `save_weights` file, or None: shipped.
+
+  Raises:
+    ValueError / OSError: the folder or file holds no detector.
+  """
+  if spec is None:
+    return LearnedDetector.pretrained(**kwargs)
+  if os.path.isdir(spec):
+    return LearnedDetector.from_run_folder(spec, **kwargs)
+  return LearnedDetector.from_file(spec, **kwargs)
