@@ -3,26 +3,32 @@
   python -m ocr_jax.evaluate --model=MODEL --data=DIR [--skip_invalid]
   python -m ocr_jax.evaluate --model=MODEL --tfds=NAME:SPLIT [--data_dir=D]
       [--beam_size=N] [--batch_size=32] [--num_worst=10] [--output=FILE]
+      [--lm=LM.npz [--lm_weight=W] [--length_bonus=B]]
 
 MODEL is a training run folder, an exported file or a pretrained name. DIR
 holds images and a labels.tsv (see `ocr_jax.data.labeled_folder`; invalid lines
 are all reported and stop the run unless --skip_invalid). NAME:SPLIT is a
 TFDS dataset of this project (e.g. khmer_digits:test, khmer_text/lines:
 validation), read through the training input pipeline with the model's own
-config, so the numbers match those of training.
+config, so the images are those training evaluates on; each is cropped to
+its true width and read like a user's image (`Reader.iter_read`, with its
+width buckets). --lm, --lm_weight and --length_bonus are `ocr_jax.predict`'s
+(a character LM fused into CTC beam search; --beam_size > 1).
 
 The JSON object (stdout, and FILE if given):
 
   cer, char_accuracy, seq_accuracy, mean_ned, n    over all examples
   by_length     {reference length: {n, cer, char_accuracy, seq_accuracy}}
   worst_errors  [{path, reference, prediction, distance}], worst first
-  model, data, beam_size, seconds, images_per_second
+  model, data, beam_size, lm (and lm_weight, length_bonus with --lm),
+  seconds, images_per_second
 
 References and predictions are both normalised (`normalize_khmer`) before
 scoring (see `ocr_jax.training.metrics.OcrScores`). Exit status 0, 1 if the
-model or data cannot be loaded, 2 on a usage error (a missing --model, both
-or neither of --data and --tfds, a size below 1); a flag absl cannot parse
-exits 1.
+model, the LM or the data cannot be loaded, 2 on a usage error (a missing
+--model, both or neither of --data and --tfds, a size below 1, --lm with
+greedy decoding or a model that is not CTC); a flag absl cannot parse exits
+1.
 
 The functions (`evaluate_model`, `evaluate_folder`, `evaluate_tfds`) are
 also the library that benchmarks/quantize_benchmark.py scores with.
@@ -31,6 +37,7 @@ also the library that benchmarks/quantize_benchmark.py scores with.
 from collections.abc import Sequence
 import contextlib
 import heapq
+import itertools
 import json
 import sys
 import time
@@ -41,8 +48,9 @@ from absl import flags
 import ml_collections
 import numpy as np
 
+from ocr_jax import predict
 from ocr_jax.data import labeled_folder
-from ocr_jax.reading import load
+from ocr_jax.data import preprocess
 from ocr_jax.reading import reader as reader_lib
 from ocr_jax.text import khmer_normalizer
 from ocr_jax.training import metrics
@@ -78,6 +86,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                     flag_values=flag_values)
   flags.DEFINE_string('output', None, 'Also write the JSON here.',
                       flag_values=flag_values)
+  predict.define_lm_flags(flag_values)
 
 
 class _Worst:
@@ -144,19 +153,35 @@ def evaluate_tfds(reader: reader_lib.Reader, name_split: str, *,
   dataset = input_pipeline.create_eval_dataset(
       config, split, data_dir=data_dir or config.get('data_dir'))
   scores, worst = metrics.OcrScores(), _Worst(num_worst)
+  examples = _cropped_examples(dataset)
+  # As many lines at a time as the reader sorts into width buckets at once.
+  chunk = reader.batch_size * reader_lib.CHUNK_BATCHES
   index = 0
-  for batch in dataset:
-    ids, _, _ = reader.predict_batch(batch['image'], batch['width'],
-                                     beam_size=beam_size)
-    for row in np.flatnonzero(np.asarray(batch['_mask'], bool)):
-      reference = vocab.decode(batch['labels'][row])
-      prediction = vocab.decode(ids[row])
-      scores.update([reference], [prediction])
-      worst.add(f'{name_split}[{index}]', reference, prediction)
+  while part := list(itertools.islice(examples, chunk)):
+    results = reader.iter_read([image for _, image in part],
+                               beam_size=beam_size)
+    for (labels, _), result in zip(part, results):
+      reference = vocab.decode(labels)
+      scores.update([reference], [result.text])
+      worst.add(f'{name_split}[{index}]', reference, result.text)
       index += 1
   report = scores.result()
   report['worst_errors'] = worst.result()
   return report
+
+
+def _cropped_examples(dataset):
+  """(labels, uint8 image cropped to its true width) of each real example.
+
+  The image as pixels (`preprocess.to_uint8`; the reader standardizes them
+  back to the pipeline's floats exactly), without the padding to the
+  config's full width.
+  """
+  for batch in dataset:
+    for row in np.flatnonzero(np.asarray(batch['_mask'], bool)):
+      width = int(batch['width'][row])
+      yield (batch['labels'][row],
+             preprocess.to_uint8(batch['image'][row, :, :width]))
 
 
 def evaluate_model(reader: reader_lib.Reader, *, data: str | None = None,
@@ -201,10 +226,8 @@ def main(argv: Sequence[str],
   # Only the JSON object goes to stdout: anything else printed on the way
   # (e.g. TFDS building a dataset) goes to stderr.
   with contextlib.redirect_stdout(sys.stderr):
-    try:
-      reader = load.load_reader(args.model, batch_size=args.batch_size)
-    except (ValueError, OSError) as e:
-      sys.stderr.write(f'error: cannot load model {args.model!r}: {e}\n')
+    reader = predict.load_reader(args)
+    if reader is None:
       return EXIT_LOAD_ERROR
     start = time.perf_counter()
     try:
@@ -218,8 +241,11 @@ def main(argv: Sequence[str],
       return EXIT_LOAD_ERROR
   seconds = time.perf_counter() - start
   report.update(model=args.model, data=args.data or args.tfds,
-                beam_size=args.beam_size, seconds=round(seconds, 3),
+                beam_size=args.beam_size, lm=args.lm,
+                seconds=round(seconds, 3),
                 images_per_second=round(report['n'] / max(seconds, 1e-9), 2))
+  if args.lm:
+    report.update(lm_weight=args.lm_weight, length_bonus=args.length_bonus)
   text = json.dumps(_finite(report), ensure_ascii=False, default=float)
   if args.output:
     with open(args.output, 'w', encoding='utf-8') as f:

@@ -1,12 +1,15 @@
 """Reads text from images on the command line; writes one TSV row per image.
 
   python -m ocr_jax.predict --model=MODEL [--beam_size=N] [--output=FILE] \\
-      [--batch_size=32] [--char_confidences] PATH...
+      [--batch_size=32] [--char_confidences] \\
+      [--lm=LM.npz [--lm_weight=W] [--length_bonus=B]] PATH...
 
 MODEL is a training run folder, a file written by `python -m ocr_jax.export`,
 or a pretrained name (see `ocr_jax.pretrained`). Each PATH is an image or a
 folder (its files in sorted name order; .tsv/.txt/.json/.md/.csv/.yaml
-files skipped).
+files skipped). --lm fuses a character LM (written by `python -m
+ocr_jax.build_lm`) into CTC beam search: it needs a CTC model and
+--beam_size > 1 (see `ocr_jax.reading.reader`).
 
 Output (stdout, or FILE), UTF-8, tab-separated, in input order:
 
@@ -19,15 +22,17 @@ the reason in `error`. Tabs and newlines inside fields become spaces. With
 [character, probability] pairs.
 
 Exit status: 0 when every image was read, 3 when some could not be (the
-others are still read and written), 1 when the model cannot be loaded, 2 on
-a usage error (a missing --model or PATH, a size below 1); a flag absl
-cannot parse (unknown, malformed) exits 1, as in every absl program.
+others are still read and written), 1 when the model or the LM cannot be
+loaded, 2 on a usage error (a missing --model or PATH, a size below 1, --lm
+with greedy decoding or a model that is not CTC); a flag absl cannot parse
+(unknown, malformed) exits 1, as in every absl program.
 """
 
 from collections.abc import Sequence
 import json
 import sys
 import time
+import zipfile
 
 from absl import app
 from absl import flags
@@ -35,12 +40,17 @@ from absl import flags
 from ocr_jax.data import image_io
 from ocr_jax.reading import load
 from ocr_jax.reading import reader as reader_lib
+from ocr_jax.text import char_lm
 
 EXIT_OK = 0
 EXIT_LOAD_ERROR = 1
 EXIT_USAGE = 2
 EXIT_SOME_FAILED = 3
 HEADER = ('path', 'text', 'confidence', 'error')
+# What `char_lm.load` (np.load) raises on a file that is not an LM: missing,
+# a folder, empty, not a zip, a damaged zip, a plain .npy, entries missing.
+_LM_FILE_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile,
+                   TypeError, KeyError)
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -61,6 +71,60 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_bool('char_confidences', False,
                     'Add a column of per-character probabilities.',
                     flag_values=flag_values)
+  define_lm_flags(flag_values)
+
+
+def define_lm_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """Defines --lm, --lm_weight and --length_bonus (also ocr_jax.evaluate's)."""
+  flags.DEFINE_string('lm', None, 'A character LM file (.npz, written by '
+                      '`python -m ocr_jax.build_lm`) to fuse into CTC beam '
+                      'search: needs a CTC model and --beam_size > 1.',
+                      flag_values=flag_values)
+  flags.DEFINE_float('lm_weight', reader_lib.DEFAULT_LM_WEIGHT,
+                     "The LM's weight in the beam's score (with --lm).",
+                     flag_values=flag_values)
+  flags.DEFINE_float('length_bonus', reader_lib.DEFAULT_LENGTH_BONUS,
+                     "Added to the beam's score per character (with --lm).",
+                     flag_values=flag_values)
+
+
+def load_reader(flag_values: flags.FlagValues) -> reader_lib.Reader | None:
+  """The Reader of --model, with --lm fused in (also ocr_jax.evaluate's).
+
+  `load.load_reader(..., lm_path=)` in three steps, so that each failure
+  has its own message: the LM file first (fast), then the model, then the
+  fusing (which only a CTC model takes).
+
+  Returns:
+    The reader; None when the model or the LM cannot be loaded (the reason
+    is on stderr).
+
+  Raises:
+    app.UsageError: --lm with --beam_size 1 or with a model that is not CTC.
+  """
+  lm = None
+  if flag_values.lm:
+    if flag_values.beam_size == 1:
+      raise app.UsageError('--lm is fused into CTC beam search only: give '
+                           '--beam_size > 1', exitcode=EXIT_USAGE)
+    try:
+      lm = char_lm.load(flag_values.lm)
+    except _LM_FILE_ERRORS as e:
+      sys.stderr.write(f'error: cannot load LM {flag_values.lm!r} (not a '
+                       f'file written by ocr_jax.build_lm?): {e}\n')
+      return None
+  try:
+    reader = load.load_reader(flag_values.model,
+                              batch_size=flag_values.batch_size)
+  except (ValueError, OSError) as e:
+    sys.stderr.write(f'error: cannot load model {flag_values.model!r}: {e}\n')
+    return None
+  if lm is not None:
+    try:
+      reader.use_lm(lm, flag_values.lm_weight, flag_values.length_bonus)
+    except ValueError as e:  # Not a CTC model.
+      raise app.UsageError(f'--lm: {e}', exitcode=EXIT_USAGE) from e
+  return reader
 
 
 def clean(field: str) -> str:
@@ -92,11 +156,8 @@ def main(argv: Sequence[str],
   if flag_values.beam_size < 1 or flag_values.batch_size < 1:
     raise app.UsageError('--beam_size and --batch_size must be >= 1',
                          exitcode=EXIT_USAGE)
-  try:
-    reader = load.load_reader(flag_values.model,
-                              batch_size=flag_values.batch_size)
-  except (ValueError, OSError) as e:
-    sys.stderr.write(f'error: cannot load model {flag_values.model!r}: {e}\n')
+  reader = load_reader(flag_values)
+  if reader is None:
     return EXIT_LOAD_ERROR
   sources = image_io.expand_inputs(paths)
   if not sources:

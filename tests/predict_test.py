@@ -1,10 +1,12 @@
-"""Tests for the predict and evaluate command lines on a tiny random model."""
+"""Tests for the predict and evaluate command lines on tiny random models."""
 
+import contextlib
 import io
 import json
 
 from absl import app
 from absl import flags
+import jax
 import numpy as np
 from PIL import Image
 import pytest
@@ -14,6 +16,9 @@ from ocr_jax import predict
 from ocr_jax.data import labeled_folder
 from ocr_jax.reading import export
 from ocr_jax.reading import load
+from ocr_jax.reading import reader as reader_lib
+from ocr_jax.text import char_lm
+from ocr_jax.text import charset
 # Sibling test modules (pytest puts tests/ on sys.path).
 import image_io_test  # pylint: disable=g-bad-import-order
 import reader_test  # pylint: disable=g-bad-import-order
@@ -28,12 +33,43 @@ def run_cli(module, *args) -> int:
   return module.main(flag_values([module.__name__, *args]), flag_values)
 
 
+@contextlib.contextmanager
+def fast_compile():
+  """conftest's `fast_compile`, for module fixtures (which run before it)."""
+  previous = jax.config.read('jax_disable_most_optimizations')
+  jax.config.update('jax_disable_most_optimizations', True)
+  try:
+    yield
+  finally:
+    jax.config.update('jax_disable_most_optimizations', previous)
+
+
 @pytest.fixture(scope='module')
 def model_file(tmp_path_factory):
-  reader = reader_test.perturb(load.random_reader('tiny'))
+  with fast_compile():
+    reader = reader_test.perturb(load.random_reader('tiny'))
   path = tmp_path_factory.mktemp('model') / 'tiny.ocrx'
   return export.export_reader(reader, str(path), beam_sizes=(1, 2),
                               platforms=('cpu',))
+
+
+@pytest.fixture(scope='module')
+def ctc_model_file(tmp_path_factory):
+  with fast_compile():
+    reader = reader_test.perturb(load.random_reader('tiny_ctc',
+                                                    batch_size=4))
+  path = tmp_path_factory.mktemp('model') / 'tiny_ctc.ocrx'
+  return export.export_reader(reader, str(path), beam_sizes=(1,),
+                              platforms=('cpu',))
+
+
+@pytest.fixture(scope='module')
+def lm_file(tmp_path_factory):
+  """A tiny digits LM, as `python -m ocr_jax.build_lm` would write one."""
+  digits = charset.KHMER_DIGITS
+  lm = char_lm.build([digits[:5], digits[2:9], digits * 2, digits[::-1]],
+                     order=3, chars=digits)
+  return lm.save(str(tmp_path_factory.mktemp('lm') / 'lm.npz'))
 
 
 def _png(pixels, mode=None):
@@ -136,10 +172,11 @@ def test_usage_errors_exit_2(model_file):
     assert error.value.exitcode == 2, args
 
 
-def _labeled(tmp_path, texts):
+def _labeled(tmp_path, texts, widths=None):
   lines = []
   for i, text in enumerate(texts):
-    Image.fromarray(reader_test.digit_image(text, seed=i)).save(
+    width = widths[i] if widths else 128
+    Image.fromarray(reader_test.digit_image(text, width=width, seed=i)).save(
         tmp_path / f'{i}.png')
     lines.append(f'{i}.png\t{text}')
   (tmp_path / 'labels.tsv').write_text('\n'.join(lines) + '\n',
@@ -191,3 +228,109 @@ def test_evaluate_tfds_split(model_file, tmp_path, capsys):
   assert run_cli(evaluate, f'--model={model_file}', f'--data={folder}') == 0
   assert json.loads(capsys.readouterr().out)['cer'] == pytest.approx(
       report['cer'])
+
+
+def test_evaluate_tfds_reads_lines_at_their_true_widths(tmp_path):
+  # A variable-width model: buckets of 128 and 256 columns.
+  reader = reader_test.perturb(load.random_reader(
+      'tiny_ctc', dataset='predict_test_lines', image_width=256,
+      batch_size=2))
+  assert reader.spec.bucket_widths == (128, 256)
+  (tmp_path / 'lines').mkdir()
+  folder = _labeled(tmp_path / 'lines', ['០១២៣៤', '៦៧', '៨៩០១៥៦', '១'],
+                    widths=[100, 60, 120, 80])
+  data_dir = str(tmp_path / 'tfds')
+  labeled_folder.build_tfds('predict_test_lines', {'test': folder},
+                            data_dir=data_dir, vocabulary='digits')
+  calls = []
+  predict_batch = reader.predict_batch
+
+  def recording_predict_batch(images, widths, **kwargs):
+    calls.append((images.shape[2], [int(w) for w in widths]))
+    return predict_batch(images, widths, **kwargs)
+
+  reader.predict_batch = recording_predict_batch
+  report = evaluate.evaluate_tfds(reader, 'predict_test_lines:test',
+                                  data_dir=data_dir)
+  # Cropped, the lines fit the 128 bucket, not the config's 256 (and the
+  # reader takes them in order of width).
+  assert calls == [(128, [60, 80]), (128, [100, 120])]
+  # The same readings as the Reader API gives the original files.
+  calls.clear()
+  direct = evaluate.evaluate_folder(reader, folder)
+  assert calls == [(128, [60, 80]), (128, [100, 120])]
+  assert report['n'] == direct['n'] == 4
+  assert report['cer'] == pytest.approx(direct['cer'])
+  assert report['worst_errors']
+  assert _pairs(report) == _pairs(direct)
+
+
+def _pairs(report):
+  return sorted((e['reference'], e['prediction'])
+                for e in report['worst_errors'])
+
+
+def test_lm_flags_reach_the_reader(ctc_model_file, lm_file, tmp_path,
+                                   capsys):
+  folder = _labeled(tmp_path, ['០១២', '៣៤', '៥៦៧៨'])
+  paths = [f'{folder}/{i}.png' for i in range(3)]
+  reader = load.load_reader(ctc_model_file)
+  plain = [r.text for r in reader.read(paths, beam_size=4)]
+  readings = []
+  for flags_given, weight, bonus in (
+      ([], reader_lib.DEFAULT_LM_WEIGHT, reader_lib.DEFAULT_LENGTH_BONUS),
+      (['--lm_weight=2', '--length_bonus=0.5'], 2.0, 0.5)):
+    assert run_cli(predict, f'--model={ctc_model_file}', '--beam_size=4',
+                   f'--lm={lm_file}', *flags_given, *paths) == 0
+    texts = [row[1] for row in _rows(capsys.readouterr().out)]
+    reader.use_lm(lm_file, weight, bonus)
+    assert texts == [r.text for r in reader.read(paths, beam_size=4)]
+    readings.append(texts)
+    assert run_cli(evaluate, f'--model={ctc_model_file}', '--beam_size=4',
+                   f'--data={folder}', f'--lm={lm_file}',
+                   *flags_given) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report['lm'] == lm_file
+    assert (report['lm_weight'], report['length_bonus']) == (weight, bonus)
+    expected = evaluate.evaluate_folder(reader, folder, beam_size=4)
+    assert report['worst_errors'] == expected['worst_errors']
+    assert report['cer'] == pytest.approx(expected['cer'])
+  # Each setting changes the readings: the flags were not ignored.
+  assert plain != readings[0] != readings[1] != plain
+
+
+def test_lm_usage_errors_exit_2(model_file, ctc_model_file, lm_file,
+                                tmp_path):
+  folder = _labeled(tmp_path, ['០១'])
+  for module, args, message in (
+      (predict, [f'--model={ctc_model_file}', 'x.png'], 'beam_size'),
+      (evaluate, [f'--model={ctc_model_file}', f'--data={folder}'],
+       'beam_size'),
+      (predict, [f'--model={model_file}', '--beam_size=2', 'x.png'], 'CTC'),
+      (evaluate, [f'--model={model_file}', '--beam_size=2',
+                  f'--data={folder}'], 'CTC')):
+    with pytest.raises(app.UsageError, match=message) as error:
+      run_cli(module, f'--lm={lm_file}', *args)
+    assert error.value.exitcode == 2, args
+
+
+def test_bad_lm_file_is_a_load_error(ctc_model_file, lm_file, tmp_path,
+                                     capsys):
+  folder = _labeled(tmp_path, ['០១'])
+  with open(lm_file, 'rb') as f:
+    truncated = f.read()[:200]
+  bad = {'truncated.npz': truncated, 'text.npz': b'hello, world\n',
+         'empty.npz': b''}
+  for name, data in bad.items():
+    (tmp_path / name).write_bytes(data)
+  np.savez(tmp_path / 'other.npz', counts=np.zeros(3))
+  for name in (*bad, 'other.npz', 'missing.npz'):
+    lm = str(tmp_path / name)
+    assert run_cli(predict, f'--model={ctc_model_file}', '--beam_size=2',
+                   f'--lm={lm}', f'{folder}/0.png') == predict.EXIT_LOAD_ERROR
+    assert run_cli(evaluate, f'--model={ctc_model_file}', '--beam_size=2',
+                   f'--lm={lm}', f'--data={folder}') == (
+                       evaluate.EXIT_LOAD_ERROR)
+    captured = capsys.readouterr()
+    assert captured.out == '', name
+    assert captured.err.count(f'error: cannot load LM {lm!r}') == 2, name
