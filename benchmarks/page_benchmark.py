@@ -49,6 +49,8 @@ _DETECTOR = flags.DEFINE_string('detector', None, 'Detector run folder or '
 _PAGES = flags.DEFINE_integer('pages', 20, 'Test pages per condition.')
 _DPI = flags.DEFINE_integer('dpi', 200, 'Page resolution.')
 _SEED = flags.DEFINE_integer('seed', 1, 'Seed of the test pages.')
+_TESSERACT = flags.DEFINE_string('tesseract', 'tesseract', 'Tesseract '
+                                 'binary (a missing one skips it).')
 _FIGURE = flags.DEFINE_string(
     'figure', os.path.join(os.path.dirname(__file__), '..', 'docs',
                            'page_detected_lines.png'),
@@ -90,7 +92,7 @@ def tesseract_page(image: np.ndarray) -> tuple[str, float]:
   with tempfile.NamedTemporaryFile(suffix='.png') as f:
     Image.fromarray(image).save(f.name)
     start = time.perf_counter()
-    text = tesseract.read(f.name, psm=3)
+    text = tesseract.read(f.name, psm=3, binary=_TESSERACT.value)
     return text, time.perf_counter() - start
 
 
@@ -172,7 +174,7 @@ def main(argv):
   del argv
   line_reader = load.load_reader(_MODEL.value)
   reader = page_reader.PageReader(line_reader, detector_lib.load_detector(_DETECTOR.value))
-  skip = tesseract.missing()
+  skip = tesseract.missing(_TESSERACT.value)
   if skip:
     print(f'tesseract skipped: {skip}')
   report = {'pages_per_condition': _PAGES.value, 'dpi': _DPI.value,
