@@ -37,6 +37,7 @@ from benchmarks import machine
 from benchmarks import tesseract
 from ocr_jax.data.datasets import khmer_pages
 from ocr_jax.pages import detector as detector_lib
+from ocr_jax.pages import layout
 from ocr_jax.pages import page_reader
 from ocr_jax.reading import load
 from ocr_jax.text import khmer_normalizer
@@ -58,26 +59,6 @@ _FIGURE = flags.DEFINE_string(
 _OUTPUT = flags.DEFINE_string(
     'output', os.path.join(os.path.dirname(__file__), 'results',
                            'page_benchmark.json'), 'Write the JSON here.')
-
-
-def iou(a, b) -> float:
-  x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-  x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-  inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-  union = ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])
-           - inter)
-  return inter / union if union > 0 else 0.0
-
-
-def match(found, truth, threshold: float = 0.5) -> int:
-  """Greedy one-to-one matches with IoU >= threshold."""
-  used, hits = set(), 0
-  for box in found:
-    scores = [(iou(box, t), j) for j, t in enumerate(truth) if j not in used]
-    if scores and max(scores)[0] >= threshold:
-      used.add(max(scores)[1])
-      hits += 1
-  return hits
 
 
 def canonical(text: str) -> str:
@@ -113,7 +94,7 @@ def run_condition(reader, line_reader, degrade: bool, skip_tesseract):
     result = reader.read_page(page.image)
     seconds.append(time.perf_counter() - start)
     boxes = [line.box for line in result.lines]
-    counts['hits'] += match(boxes, page.boxes.tolist())
+    counts['hits'] += layout.match_boxes(boxes, page.boxes.tolist())
     counts['found'] += len(boxes)
     counts['truth'] += len(page.boxes)
     counts['page_errors'] += metrics.edit_distance(canonical(result.text),

@@ -122,3 +122,21 @@ def test_reading_order_single_column_and_side_by_side_pieces():
            (0.0, 0.0, 500.0, 30.0), (0.0, 100.0, 500.0, 130.0)]
   assert layout.reading_order(boxes) == [2, 0, 1, 3]
   assert layout.reading_order([]) == []
+
+
+def test_box_iou_hand_computed():
+  # Overlap 5x10 = 50; union 100 + 100 - 50 = 150.
+  assert layout.box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(
+      50 / 150)
+  assert layout.box_iou((0, 0, 10, 10), (10, 0, 20, 10)) == 0.0
+  assert layout.box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+
+
+def test_match_boxes_is_one_to_one():
+  truth = [(0, 0, 100, 20), (0, 30, 100, 50)]
+  # Two finds on the first line: only one may count; the IoU of a box
+  # half as tall is 0.5, just at the threshold.
+  found = [(0, 0, 100, 20), (0, 0, 100, 10), (0, 31, 100, 50), (0, 60, 9, 70)]
+  assert layout.match_boxes(found, truth) == 2
+  assert layout.match_boxes(found[1:2], truth) == 1
+  assert layout.match_boxes(found[1:2], truth, threshold=0.51) == 0

@@ -205,6 +205,30 @@ def lines_from_map(probabilities: np.ndarray, *, scale: int = 4,
   return lines
 
 
+def box_iou(a: Box, b: Box) -> float:
+  """Intersection over union of two (x0, y0, x1, y1) boxes."""
+  x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+  x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+  inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+  union = ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])
+           - inter)
+  return inter / union if union > 0 else 0.0
+
+
+def match_boxes(found: Sequence[Box], truth: Sequence[Box],
+                threshold: float = 0.5) -> int:
+  """Found boxes matched one-to-one (greedily) to a true box of IoU >=
+  threshold: the true positives of detection precision and recall."""
+  used, hits = set(), 0
+  for box in found:
+    scores = [(box_iou(box, t), j) for j, t in enumerate(truth)
+              if j not in used]
+    if scores and max(scores)[0] >= threshold:
+      used.add(max(scores)[1])
+      hits += 1
+  return hits
+
+
 # --- Reading order ------------------------------------------------------------
 
 
