@@ -27,9 +27,9 @@ import numpy as np
 import optax
 from PIL import Image
 
+from ocr_jax import pretrained
 from ocr_jax.data import preprocess
 from ocr_jax.models import backend as backend_lib
-from ocr_jax import pretrained
 from ocr_jax.pages import layout
 from ocr_jax.training import run_folder
 

@@ -1,7 +1,7 @@
 """Reads whole pages: deskew, detect lines, order, crop, recognise, assemble.
 
   from ocr_jax.pages import page_reader
-  reader = page_reader.PageReader(line_reader, detector)
+  reader = page_reader.load_page_reader('khmer-text')  # shipped detector
   result = reader.read_page(rgb_uint8)       # -> results.PageResult
   print(result.text)
 
@@ -22,9 +22,11 @@ from typing import Protocol
 
 import numpy as np
 
+from ocr_jax.pages import detector as detector_lib
 from ocr_jax.pages import inputs
 from ocr_jax.pages import layout
 from ocr_jax.pages import results
+from ocr_jax.reading import load
 from ocr_jax.reading import reader as reader_lib
 
 # Extra margin around each detected box when cropping, in box heights.
@@ -132,3 +134,11 @@ class PageReader:
         [(float(x), float(y)) for x, y in polygon], box,
         reading.text if reading.ok else '',
         float(reading.confidence or 0.0), line.score)
+
+
+def load_page_reader(model: str = 'khmer-text', detector: str | None = None,
+                     *, batch_size: int = 32, **kwargs) -> PageReader:
+  """A PageReader from a line model (run folder, .ocrx or shipped name) and
+  a detector (run folder or weights file; None: the shipped one)."""
+  return PageReader(load.load_reader(model, batch_size=batch_size),
+                    detector_lib.load_detector(detector), **kwargs)
