@@ -75,9 +75,11 @@ def test_saved_file_gives_the_same_map(tmp_path):
       lambda x: x + 0.1 * np.arange(x.size).reshape(x.shape) / x.size,
       variables)
   path = str(tmp_path / 'detector.msgpack')
-  detector.save_weights(path, variables, widths=model.widths, max_side=96)
+  detector.save_weights(path, variables, widths=model.widths, max_side=96,
+                        threshold=0.6)
   loaded = detector.LearnedDetector.from_file(path)
   assert loaded.max_side == 96
+  assert loaded.threshold == 0.6
   assert loaded.model.widths == model.widths
   page = np.random.default_rng(0).integers(0, 256, (80, 120, 3), np.uint8)
   expected, _ = detector.LearnedDetector(model, variables,

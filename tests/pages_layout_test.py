@@ -140,3 +140,20 @@ def test_match_boxes_is_one_to_one():
   assert layout.match_boxes(found, truth) == 2
   assert layout.match_boxes(found[1:2], truth) == 1
   assert layout.match_boxes(found[1:2], truth, threshold=0.51) == 0
+
+
+def test_merge_fragments_joins_pieces_of_a_row_only():
+  line = layout.DetectedLine
+  pieces = [line((0, 100, 200, 140), 0.9), line((190, 102, 400, 141), 0.6),
+            line((405, 99, 500, 139), 0.9)]   # Gap 5 px < 0.25 x 39.
+  column = [line((560, 100, 900, 140), 0.8)]  # Gutter 60 px: kept apart.
+  below = [line((0, 150, 500, 190), 0.7)]     # Next row: 10 px overlap.
+  merged = layout.merge_fragments(pieces + column + below)
+  boxes = sorted(m.box for m in merged)
+  assert boxes == [(0, 99, 500, 141), (0, 150, 500, 190),
+                   (560, 100, 900, 140)]
+  row = next(m for m in merged if m.box == (0, 99, 500, 141))
+  # Width-weighted means, pair by pair: the first two (widths 200, 210),
+  # then their union (400 wide) with the third (95).
+  first = (0.9 * 200 + 0.6 * 210) / 410
+  assert row.score == pytest.approx((first * 400 + 0.9 * 95) / 495)

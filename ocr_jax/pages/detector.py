@@ -36,6 +36,8 @@ from ocr_jax.training import run_folder
 ModuleDef = Any
 # Map cells per page pixel, inverted: the network's output stride.
 SCALE = 4
+# Core probability above which a map cell belongs to a line.
+DEFAULT_THRESHOLD = 0.3
 
 
 class _ConvBN(nn.Module):
@@ -133,19 +135,27 @@ def standardize_page(image: np.ndarray) -> np.ndarray:
   return preprocess.standardize(np.asarray(image, np.uint8))
 
 
-def save_weights(path: str, variables, *, widths, max_side: int) -> None:
-  """Writes a detector's variables and shape as one msgpack file."""
+def save_weights(path: str, variables, *, widths, max_side: int,
+                 threshold: float = DEFAULT_THRESHOLD) -> None:
+  """Writes a detector's variables, shape and map threshold as one file.
+
+  `threshold` is the core probability that makes a map cell part of a
+  line, chosen for these weights on validation pages.
+  """
   data = {'widths': [int(w) for w in widths], 'max_side': int(max_side),
+          'threshold': float(threshold),
           'variables': jax.device_get(variables)}
   with open(path, 'wb') as f:
     f.write(serialization.msgpack_serialize(data))
 
 
-def export_run_folder(workdir: str, path: str) -> None:
-  """Writes the best (else latest) detector of a run folder to `path`."""
-  config, variables = run_folder.restore_variables(workdir)
+def export_run_folder(workdir: str, path: str, *, epoch: int | None = None,
+                      threshold: float = DEFAULT_THRESHOLD) -> None:
+  """Writes a detector of a run folder to `path` (the epoch's, else the
+  best, else the latest)."""
+  config, variables = run_folder.restore_variables(workdir, epoch)
   save_weights(path, variables, widths=config['widths'],
-               max_side=config.get('page_size', 1024))
+               max_side=config.get('page_size', 1024), threshold=threshold)
 
 
 class LearnedDetector:
@@ -156,7 +166,7 @@ class LearnedDetector:
   """
 
   def __init__(self, model: nn.Module, variables, *, max_side: int = 1024,
-               threshold: float = 0.3, min_score: float = 0.5):
+               threshold: float = DEFAULT_THRESHOLD, min_score: float = 0.5):
     self.model = model
     self.variables = variables
     self.max_side = max_side
@@ -184,6 +194,8 @@ class LearnedDetector:
     except (ValueError, KeyError, TypeError) as e:
       raise ValueError(f'{path} is not a line detector file: {e}') from e
     kwargs.setdefault('max_side', max_side)
+    kwargs.setdefault('threshold', float(data.get('threshold',
+                                                  DEFAULT_THRESHOLD)))
     return cls(LineDetectorNet(widths=widths), variables, **kwargs)
 
   @classmethod

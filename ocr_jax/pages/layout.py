@@ -27,6 +27,10 @@ Box = tuple[float, float, float, float]
 
 # Each side of a line box is moved in by this fraction of the line height.
 CORE_SHRINK = 0.25
+# Pieces of a line are joined across gaps up to this many line heights
+# (the pieces' boxes, expanded from their cores, mostly overlap; a column
+# gutter is wider than a line is high).
+MERGE_GAP = 0.25
 # Skews below this (degrees) are not corrected: a rotation costs a resample.
 MIN_DESKEW = 0.1
 
@@ -167,8 +171,8 @@ def core_map(boxes: Sequence[Box], height: int, width: int, *,
 def lines_from_map(probabilities: np.ndarray, *, scale: int = 4,
                    threshold: float = 0.3, min_score: float = 0.5,
                    min_cells: int = 3, shrink: float = CORE_SHRINK,
-                   page_size: tuple[int, int] | None = None
-                   ) -> list[DetectedLine]:
+                   page_size: tuple[int, int] | None = None,
+                   merge_gap: float = MERGE_GAP) -> list[DetectedLine]:
   """Line boxes from a core probability map (DBNet-like post-processing).
 
   Args:
@@ -179,6 +183,8 @@ def lines_from_map(probabilities: np.ndarray, *, scale: int = 4,
     min_cells: drop components of fewer cells (specks).
     shrink: the shrink the cores were made with (`core_box`).
     page_size: (width, height) to clip the boxes to, if given.
+    merge_gap: pieces of one line are joined (`merge_fragments`) across
+      horizontal gaps up to this many line heights.
 
   Returns:
     The lines, in no particular order.
@@ -202,6 +208,43 @@ def lines_from_map(probabilities: np.ndarray, *, scale: int = 4,
       x0, x1 = max(x0, 0.0), min(x1, float(page_size[0]))
       y0, y1 = max(y0, 0.0), min(y1, float(page_size[1]))
     lines.append(DetectedLine((x0, y0, x1, y1), float(scores[i])))
+  return merge_fragments(lines, merge_gap)
+
+
+def merge_fragments(lines: Sequence[DetectedLine],
+                    max_gap: float = MERGE_GAP,
+                    min_overlap: float = 0.6) -> list[DetectedLine]:
+  """Joins pieces of one text line: boxes side by side on the same row.
+
+  A map can break a line at wide word gaps. Two boxes are pieces of one
+  line when their vertical overlap is at least `min_overlap` of the lower
+  box's height and the horizontal gap between them is at most `max_gap` x
+  that height (a column gutter is wider). Joined boxes take the union box
+  and the width-weighted mean score; joining repeats until nothing joins.
+  """
+  lines = list(lines)
+  merged = True
+  while merged:
+    merged = False
+    for i in range(len(lines)):
+      for j in range(i + 1, len(lines)):
+        a, b = lines[i].box, lines[j].box
+        height = min(a[3] - a[1], b[3] - b[1])
+        overlap = min(a[3], b[3]) - max(a[1], b[1])
+        gap = max(a[0], b[0]) - min(a[2], b[2])
+        if height > 0 and overlap >= min_overlap * height and (
+            gap <= max_gap * height):
+          wa, wb = a[2] - a[0], b[2] - b[0]
+          score = (lines[i].score * wa + lines[j].score * wb) / max(
+              wa + wb, 1e-9)
+          lines[i] = DetectedLine(
+              (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]),
+               max(a[3], b[3])), float(score))
+          del lines[j]
+          merged = True
+          break
+      if merged:
+        break
   return lines
 
 
