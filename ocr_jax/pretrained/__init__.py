@@ -91,6 +91,24 @@ MODELS: dict[str, PretrainedModel] = {
                 'dcd7b8c15357eb9e19cb732f3caa8c'),
         scores={'test_char_accuracy': 0.9980, 'test_seq_accuracy': 0.992,
                 'val_char_accuracy': 0.9984, 'val_seq_accuracy': 0.993}),
+    'khmer-text': PretrainedModel(
+        name='khmer-text',
+        filename='khmer-text.ocrx',
+        description=(
+            'Printed Khmer text lines with digits and Latin (khmer '
+            'vocabulary): line_ctc (CNN + BiLSTM + CTC, 5.6 M parameters) of '
+            'configs/khmer_lines_ctc.py after 7 epochs of 500 steps (3 in '
+            'the first session, 4 warm-started from them), best validation '
+            'CER 0.102; int8 weights; functions for cpu and cuda, beam '
+            'sizes 1 and 5. Any line width and height (resized to 48 px).'),
+        vocabulary='khmer',
+        sha256=('a5936bdcecbbd9328a0acce5662fff13'
+                '6d3f26183a023131b211b10450c322cf'),
+        scores={'val_cer': 0.1019,
+                'test_cer': 0.1057, 'test_exact': 0.090,
+                'test_cer_clean': 0.0762, 'test_cer_scan': 0.2233,
+                'test_cer_long': 0.0773,
+                'benchmark': 'benchmarks/results/tesseract_compare.json'}),
 }
 
 
