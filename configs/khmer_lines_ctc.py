@@ -32,9 +32,12 @@ Expected on 2 CPU cores:
             process); one worker keeps up with the step (data wait 0.8 %
             of the time, benchmarks/results/line_pipeline.json).
   accuracy: validation CER 0.93, 0.347 and 0.212 after epochs 1-3
-            (epoch 3: clean 0.17, scan 0.37, long 0.16; held-out fonts
-            0.19, 0.41, 0.17), the first session's run; the targets of
-            issue #11 are far off yet.
+            (first session); warm-started from those weights, 0.173,
+            0.138, 0.113 and 0.102 after 4 more epochs (second session,
+            10-12 min an epoch with the machine to itself; clean 0.066,
+            scan 0.225, long 0.059). The shipped khmer-text is that last
+            state (README: test CER 0.106 against Tesseract's 0.234). The
+            targets of issue #11 (clean CER 0.015) are still far off.
 Where the run folder is gone, continue from the committed weights:
   --config.init_from=warm_start/khmer_lines_ctc.msgpack (warm_start/README.md)
 """
