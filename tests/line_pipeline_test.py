@@ -1,14 +1,21 @@
 """Tests of ocr_jax.data.line_pipeline: index-based batches, buckets, eval."""
 
 import collections
+import functools
 
+import jax
 import ml_collections
 import numpy as np
 import pytest
 
+from configs import khmer_digits_wide
+from ocr_jax import models
 from ocr_jax.data import line_pipeline
 from ocr_jax.data import preprocess
+from ocr_jax.data import synth_lines
 from ocr_jax.text import charset
+from ocr_jax.training import optim
+from ocr_jax.training import train
 
 Sample = collections.namedtuple('Sample', 'image text font family tier')
 _ALPHABET = charset.KHMER_DIGITS + 'កខគឃងចឆជឈញ'
@@ -196,3 +203,80 @@ def test_eval_sets_cover_every_line_once(process_count):
                                   expected.values())
     # Fixed: a second pass gives the same batches.
     assert_batches_equal(next(iter(per_process[0][name])), batches[0][0])
+
+
+def fake_digits(seed, index, split, *, held_out_fonts=False, tier=None,
+                content='text'):
+  """A stand-in that draws digit strings only when asked for them."""
+  sample = fake_sample(seed, index, split, held_out_fonts=held_out_fonts,
+                       tier=tier)
+  if content != 'digits':
+    raise ValueError(f'asked for {content!r}')
+  rng = np.random.default_rng([seed, index])
+  text = ''.join(rng.choice(list(charset.KHMER_DIGITS), len(sample.text)))
+  return sample._replace(text=text)
+
+
+def test_synth_content_reaches_training_and_eval_samples():
+  config = make_config(synth_content='digits', vocabulary='digits',
+                       eval_lines_per_set=3)
+  digits = charset.get_vocabulary('digits')
+  lines = line_pipeline.TrainStream(config, sample_fn=fake_digits)
+  # The first chunk's batches hold samples 0 .. C * B - 1.
+  count = config.bucket_chunk_batches * config.batch_size
+  texts = [digits.decode(row) for k in range(config.bucket_chunk_batches)
+           for row in lines.batch(k)['labels']]
+  assert sorted(texts) == sorted(
+      fake_digits(config.seed, i, 'train', content='digits').text
+      for i in range(count))
+  sets = line_pipeline.create_eval_sets(config, 'test',
+                                        sample_fn=fake_digits,
+                                        process_index=0, process_count=1)
+  for name, eval_set in sets.items():
+    tier, held_out = name.removesuffix('_heldout'), name.endswith('heldout')
+    assert sorted(line.text for line in eval_set.lines()) == sorted(
+        fake_digits(config.eval_seed, i, 'test', held_out_fonts=held_out,
+                    tier=tier, content='digits').text
+        for i in range(3)), name
+  with pytest.raises(ValueError, match='synth_content'):
+    line_pipeline.RenderSpec.from_config(make_config(synth_content='poems'))
+
+
+def test_digit_lines_render_through_synth_lines():
+  config = make_config(synth_content='digits', vocabulary='digits',
+                       max_label_length=8, image_height=32)
+  spec = line_pipeline.RenderSpec.from_config(config)
+  digits = charset.get_vocabulary('digits')
+  for index, held_out, tier in ((0, False, None), (1, True, 'scan')):
+    sample = synth_lines.make_sample(config.seed, index, 'test',
+                                     held_out_fonts=held_out, tier=tier,
+                                     content='digits')
+    line = line_pipeline.render_line(spec, (config.seed, index, 'test',
+                                            held_out, tier))
+    assert line.text == sample.text == digits.decode(line.labels)
+    assert line.pixels.shape[0] == 32 and line.length == len(sample.text)
+
+
+@pytest.mark.usefixtures('fast_compile')
+def test_khmer_digits_wide_tiny_config_trains_two_steps():
+  config = khmer_digits_wide.get_config('tiny')
+  vocab = charset.get_vocabulary(config.vocabulary)
+  model = models.create_model(config.model, vocab_size=vocab.size)
+  learning_rate_fn = optim.create_learning_rate_fn(config,
+                                                   config.steps_per_epoch)
+  state = train.create_train_state(config, model, jax.random.key(0),
+                                   learning_rate_fn)
+  step = jax.jit(functools.partial(
+      train.train_step, model=model, config=config, kind='ctc',
+      learning_rate_fn=learning_rate_fn))
+  lines = line_pipeline.TrainStream(config)
+  before = jax.tree.leaves(state.params)
+  for k in range(2):
+    batch = lines.batch(k)
+    assert batch['image'].shape[1:] == (48, 384, 3)
+    assert all(set(vocab.decode(row)) <= set(charset.KHMER_DIGITS)
+               for row in batch['labels'])
+    state, metrics = step(state, batch, jax.random.key(1))
+  assert int(state.step) == 2 and np.isfinite(float(metrics['loss']))
+  assert any(not np.array_equal(a, b) for a, b in
+             zip(before, jax.tree.leaves(state.params)))

@@ -69,12 +69,13 @@ def test_sharded_step_equals_the_single_device_step(
            if key.startswith('one_param')]
   assert len(names) > 10
   # Adam moves each weight by about the learning rate (7e-4 in all here)
-  # whatever its gradient's size, so the summation-order noise of near-zero
-  # gradients shows up at 1e-6 in absolute terms.
+  # whatever its gradient's size, so the summation-order noise of a
+  # near-zero gradient can show up at a few percent of one step (2e-5 seen
+  # on an AVX-512 EPYC); a wrong reduction would be off by whole steps.
   for name in names:
     np.testing.assert_allclose(results[f'eight_{name}'],
                                results[f'one_{name}'], rtol=1e-4,
-                               atol=1e-5, err_msg=name)
+                               atol=5e-5, err_msg=name)
 
 
 def test_evaluation_over_eight_devices_gives_the_same_counts(

@@ -170,3 +170,81 @@ def test_degradations_keep_shape_and_range():
   assert rotated.height > 20 + 100 * 0.05 - 1
   warped = degrade.perspective(mask, rng, 0.05)
   assert np.asarray(warped).sum() > 0.9 * np.asarray(mask).sum()
+
+
+@pytest.fixture(scope='module')
+def digit_mixture():
+  """Train-mixture digit strings 0..79 of seed 0."""
+  return [synth_lines.make_sample(0, i, 'train', content='digits')
+          for i in range(80)]
+
+
+def test_digit_strings_follow_the_prototype(digit_mixture):
+  digits = charset.get_vocabulary('digits')
+  lengths = collections.Counter(len(s.text) for s in digit_mixture)
+  # 1-8 digits, each length drawn about 10 times in 80.
+  assert set(lengths) == set(range(1, 9)), lengths
+  for sample in digit_mixture:
+    assert set(sample.text) <= set(charset.KHMER_DIGITS)
+    assert not digits.missing(sample.text)
+    assert sample.tier in ('clean', 'scan')
+    assert sample.family not in fonts.HELD_OUT_FAMILIES
+    grey = sample.image.mean(axis=-1)
+    assert np.percentile(grey, 99) - np.percentile(grey, 1) > 50
+  # Every digit appears, in many training families.
+  assert set(''.join(s.text for s in digit_mixture)) == set(
+      charset.KHMER_DIGITS)
+  assert len({s.family for s in digit_mixture}) >= 8
+  tiers = collections.Counter(s.tier for s in digit_mixture)
+  assert abs(tiers['clean'] / len(digit_mixture) - 0.55) < 0.2, tiers
+
+
+def test_digit_strings_are_pure_and_leave_text_samples_alone(digit_mixture,
+                                                            mixture):
+  again = synth_lines.make_sample(0, 5, 'train', content='digits')
+  assert _same(again, digit_mixture[5])
+  assert _same(synth_lines.make_sample(0, 5, 'train', content='text'),
+               mixture[5])
+  assert len({s.image.tobytes() for s in digit_mixture}) == len(
+      digit_mixture)
+  other_split = [synth_lines.make_sample(0, i, 'test', content='digits')
+                 for i in range(20)]
+  assert [s.text for s in other_split] != [s.text for s in
+                                           digit_mixture[:20]]
+
+
+def test_digit_strings_in_held_out_fonts_and_forced_tiers(digit_mixture):
+  for i in range(12):
+    held = synth_lines.make_sample(0, i, 'train', held_out_fonts=True,
+                                   content='digits')
+    assert held.family in fonts.HELD_OUT_FAMILIES
+    # The digits and the tier do not depend on the font set.
+    assert (held.text, held.tier) == (digit_mixture[i].text,
+                                      digit_mixture[i].tier)
+    for tier in synth_lines.DIGIT_TIERS:
+      forced = synth_lines.make_sample(0, i, 'test', tier=tier,
+                                       content='digits')
+      assert forced.tier == tier and 1 <= len(forced.text) <= 8
+  with pytest.raises(ValueError, match='long'):
+    synth_lines.make_sample(0, 0, 'test', tier='long', content='digits')
+  with pytest.raises(ValueError, match='content'):
+    synth_lines.make_sample(0, 0, 'test', content='words')
+
+
+def test_fit_box_pads_to_the_aspect_and_keeps_the_ink():
+  rng = np.random.default_rng(0)
+  ink = np.zeros((4, 10), np.uint8)
+  ink[1:3, 2:8] = 255
+  mask = degrade.to_image(ink / 255.0)
+  # Wide line, box 2:1: paper above or below (10 / 2 = 5 rows).
+  wide = synth_lines.fit_box(mask, 2.0, rng)
+  assert wide.size == (10, 5)
+  # Narrow line (2 x 4 px), box 2:1: paper on the sides (4 * 2 columns).
+  narrow = synth_lines.fit_box(mask.crop((2, 0, 4, 4)), 2.0, rng)
+  assert narrow.size == (8, 4)
+  for boxed, source in ((wide, mask), (narrow, mask.crop((2, 0, 4, 4)))):
+    assert np.asarray(boxed).sum() == np.asarray(source).sum()
+  # Any position in the slack: 12 - 2 + 1 columns in a 3:1 box.
+  offsets = {np.flatnonzero(np.asarray(synth_lines.fit_box(
+      mask.crop((2, 0, 4, 4)), 3.0, rng)).any(axis=0))[0] for _ in range(200)}
+  assert offsets == set(range(11))

@@ -37,6 +37,12 @@ lines are sorted by width and cut into batches of `config.eval_batch_size`,
 the last padded with zero rows whose `_mask` is False. Every line appears
 exactly once.
 
+What the lines show is `config.synth_content`, the `content` of
+`synth_lines.make_sample`, for training and evaluation alike: 'text'
+(default) or 'digits' (Khmer digit strings, drawn in the 'clean' and 'scan'
+tiers only; pair it with the 'digits' vocabulary and eval_tiers
+('clean', 'scan')).
+
 Labels are encoded with `config.vocabulary`; a character outside it, or a
 label longer than `config.max_label_length`, raises an error naming the
 sample.
@@ -44,7 +50,7 @@ sample.
 Config fields read: image_height, image_width, max_label_length,
 vocabulary, batch_size, eval_batch_size, seed, and (with defaults, see
 DEFAULTS) data_workers, bucket_step, bucket_chunk_batches, eval_lines_per_set,
-eval_tiers, eval_seed.
+eval_tiers, eval_seed, synth_content.
 """
 
 import dataclasses
@@ -73,6 +79,7 @@ DEFAULTS = {
     'eval_lines_per_set': 64,
     'eval_tiers': ('clean', 'scan', 'long'),
     'eval_seed': 0,
+    'synth_content': 'text',
 }
 # Chunks rendered ahead of the one being consumed.
 PREFETCH_CHUNKS = 2
@@ -102,6 +109,9 @@ class RenderSpec:
     max_label_length: longest label allowed.
     sample_fn: `synth_lines.make_sample` (tests pass a stand-in); a
       module-level function, so that it pickles by name.
+    content: what the lines show (`synth_lines.CONTENTS`); passed to
+      sample_fn as `content=` unless it is the default 'text', so that
+      stand-ins without the option keep working.
   """
   height: int
   max_width: int
@@ -109,12 +119,18 @@ class RenderSpec:
   vocabulary: str
   max_label_length: int
   sample_fn: Callable[..., Any] = synth_lines.make_sample
+  content: str = 'text'
 
   @classmethod
   def from_config(cls, config, sample_fn=None) -> 'RenderSpec':
+    content = config_value(config, 'synth_content')
+    if content not in synth_lines.CONTENTS:
+      raise ValueError(f'unknown synth_content {content!r}; valid: '
+                       f'{synth_lines.CONTENTS}')
     return cls(config.image_height, config.image_width,
                config_value(config, 'bucket_step'), config.vocabulary,
-               config.max_label_length, sample_fn or synth_lines.make_sample)
+               config.max_label_length, sample_fn or synth_lines.make_sample,
+               content)
 
   @property
   def buckets(self) -> tuple[int, ...]:
@@ -148,8 +164,9 @@ class Line:
 def render_line(spec: RenderSpec, request: tuple) -> Line:
   """Renders sample `request` = (seed, index, split, held_out, tier)."""
   seed, index, split, held_out, tier = request
+  options = {} if spec.content == 'text' else {'content': spec.content}
   sample = spec.sample_fn(seed, index, split, held_out_fonts=held_out,
-                          tier=tier)
+                          tier=tier, **options)
   height, width = sample.image.shape[:2]
   true_width, _ = preprocess.fit_size(width, height, spec.height,
                                       spec.max_width, variable_width=True)
@@ -157,7 +174,7 @@ def render_line(spec: RenderSpec, request: tuple) -> Line:
   prepared, true_width = preprocess.prepare(sample.image, spec.height, bucket,
                                             variable_width=True)
   name = (f'{split} sample {index} (seed {seed}, tier {sample.tier}, font '
-          f'{sample.font})')
+          f'{sample.font}, content {spec.content})')
   ids = charset.get_vocabulary(spec.vocabulary).encode(sample.text,
                                                        sample=name)
   if len(ids) > spec.max_label_length:

@@ -27,6 +27,22 @@ font is drawn at the same scale; a line is about 1.6-2.2 em high):
          times).
 The train mixture (`tier=None`) draws a tier with `TIER_WEIGHTS`.
 
+Content (`CONTENTS`):
+  text    (default) the texts above.
+  digits  strings of 1-8 Khmer digits (U+17E0..U+17E9, no spaces), like
+          the prototype's `khmer_digits` dataset, drawn in the same fonts,
+          sizes, tiers and degradations. There is no long digit string: the
+          mixture gives the 'long' tier's share to 'clean' (long lines are
+          drawn clean-ish; `DIGIT_TIER_WEIGHTS`), and forcing tier='long'
+          raises ValueError. A share of them (`DIGIT_BOX_SHARE`) is laid
+          out like the prototype's crops: the string is fitted into a box
+          of width/height `DIGIT_BOX_ASPECT` (2 for its 64 x 128 images)
+          at a random position, so a short string sits in wide paper and a
+          long one is small in a tall box. The digits and the tier come
+          from a random stream of their own, so a digit sample is a pure
+          function of (seed, index, split, tier) too, and text samples are
+          unchanged.
+
 Crops vary from tight (the ink box plus a pixel or two) to loose (up to an
 em of paper on the sides); no ink is ever cut. Images are at most
 `MAX_WIDTH` px wide (a longer line is scaled down as a whole).
@@ -44,10 +60,22 @@ from ocr_jax.data import degrade
 from ocr_jax.data import fonts
 from ocr_jax.data import render
 from ocr_jax.data import text_sampler
+from ocr_jax.text import charset
 from ocr_jax.text import khmer_normalizer
 
 TIERS = ('clean', 'scan', 'long')
 TIER_WEIGHTS = (0.4, 0.45, 0.15)
+CONTENTS = ('text', 'digits')
+# Digit strings: the tiers they are drawn in, and the train mixture (the
+# 'long' share of TIER_WEIGHTS goes to 'clean').
+DIGIT_TIERS = ('clean', 'scan')
+DIGIT_TIER_WEIGHTS = (0.55, 0.45)
+# Digits per string, as the prototype's khmer_digits (1-8).
+DIGIT_LENGTH = (1, 8)
+# Digit strings fitted into a box (as the prototype's fixed-size crops):
+# their share and the box's width / height.
+DIGIT_BOX_SHARE = 0.35
+DIGIT_BOX_ASPECT = (1.5, 3.0)
 MAX_WIDTH = 2000
 LONG_LENGTH = (70, 140)
 SHORT_MAX_LENGTH = 70
@@ -75,7 +103,7 @@ class LineSample:
   Attributes:
     image: uint8 [h, w, 3] RGB.
     text: the normalised label; every character is in the 'khmer'
-      vocabulary.
+      vocabulary (and in 'digits' for digit strings).
     font: the font file name of the face (e.g. 'KhmerOSbattambang.ttf').
     family: the face's family (`fonts.Face.family`).
     tier: 'clean', 'scan' or 'long'.
@@ -201,14 +229,35 @@ def _max_angle(mask: Image.Image) -> float:
   return min(3.0, float(np.degrees(np.arctan(0.5 * h / max(w, 1)))))
 
 
-def _clean_image(text, face, rng, em_range, light_degradation):
-  """Sharp text; at most a faint blur or mild JPEG (`light_degradation`)."""
+def fit_box(mask: Image.Image, aspect: float,
+            rng: np.random.Generator) -> Image.Image:
+  """Pads a mask with paper to width / height = `aspect`.
+
+  As a string fitted into a fixed-size crop: the mask keeps its scale and
+  lands at a uniformly random position in the box.
+  """
+  w, h = mask.size
+  box_w = max(w, int(round(h * aspect)))
+  box_h = max(h, int(round(w / aspect)))
+  box = Image.new('L', (box_w, box_h), 0)
+  box.paste(mask, (int(rng.integers(0, box_w - w + 1)),
+                   int(rng.integers(0, box_h - h + 1))))
+  return box
+
+
+def _clean_image(text, face, rng, em_range, light_degradation, box=None):
+  """Sharp text; at most a faint blur or mild JPEG (`light_degradation`).
+
+  `box`: None, or the aspect of a box to fit the line into (`fit_box`).
+  """
   em = rng.uniform(*em_range)
   size = int(np.clip(round(em * rng.uniform(1.0, 2.0)), 8, 160))
   spacing = rng.uniform(-0.02, 0.15) if rng.random() < 0.2 else 0.0
   stroke = 1 if size >= 28 and rng.random() < 0.1 else 0
   mask = draw_line(text, face, size, rng, spacing=spacing, stroke=stroke,
                    tight=rng.random() < 0.15)
+  if box is not None:
+    mask = fit_box(mask, box, rng)
   mask = _scale(mask, size, em, rng.uniform(0.9, 1.1), rng)
   image = degrade.composite(degrade.from_image(mask), rng,
                             light_paper=rng.random() < 0.8)
@@ -222,8 +271,11 @@ def _clean_image(text, face, rng, em_range, light_degradation):
   return np.asarray(pil.convert('RGB'))
 
 
-def _scan_image(text, face, rng):
-  """Low resolution (an em of 12-22 px, lines about 30 px) and degraded."""
+def _scan_image(text, face, rng, box=None):
+  """Low resolution (an em of 12-22 px, lines about 30 px) and degraded.
+
+  `box`: None, or the aspect of a box to fit the line into (`fit_box`).
+  """
   em = float(np.clip(rng.normal(15.0, 2.5), *SCAN_EM))
   # Scanners and cameras see the page sharper than the final pixels
   # (downsampled); screenshots draw straight at the small size.
@@ -232,6 +284,8 @@ def _scan_image(text, face, rng):
   spacing = rng.uniform(-0.02, 0.12) if rng.random() < 0.15 else 0.0
   mask = draw_line(text, face, size, rng, spacing=spacing,
                    tight=rng.random() < 0.25, margin_em=(0.02, 0.6))
+  if box is not None:
+    mask = fit_box(mask, box, rng)
   if oversample > 1.0 and rng.random() < 0.3:
     mask = degrade.ink_spread(mask, rng)
   if rng.random() < 0.6:
@@ -270,23 +324,52 @@ def _scan_image(text, face, rng):
 
 
 def _rngs(seed: int, index: int, split: str, held_out_fonts: bool,
-          tier: str | None):
+          tier: str | None, content: str):
   if seed < 0 or index < 0:
     raise ValueError(f'seed and index must be >= 0, got {seed}, {index}')
   if split not in _SPLIT_IDS:
     raise ValueError(f'unknown split {split!r}; valid: {text_sampler.SPLITS}')
-  if tier is not None and tier not in TIERS:
-    raise ValueError(f'unknown tier {tier!r}; valid: {TIERS} or None')
+  if content not in CONTENTS:
+    raise ValueError(f'unknown content {content!r}; valid: {CONTENTS}')
+  tiers = TIERS if content == 'text' else DIGIT_TIERS
+  if tier is not None and tier not in tiers:
+    raise ValueError(f'unknown tier {tier!r} for {content}; valid: {tiers} '
+                     'or None')
   tier_id = 0 if tier is None else 1 + TIERS.index(tier)
   key = [seed, index, _SPLIT_IDS[split], tier_id]
-  # The text does not depend on the fonts; the image does.
-  return (np.random.default_rng(key + [0]),
-          np.random.default_rng(key + [1 + int(held_out_fonts)]))
+  # The text does not depend on the fonts; the image does. Digit strings
+  # use streams 3 and 4-5, so that text samples (0 and 1-2) are unchanged.
+  first = 0 if content == 'text' else 3
+  return (np.random.default_rng(key + [first]),
+          np.random.default_rng(key + [first + 1 + int(held_out_fonts)]))
+
+
+def digit_string(rng: np.random.Generator) -> str:
+  """1-8 random Khmer digits (`DIGIT_LENGTH`), as the prototype's."""
+  length = int(rng.integers(DIGIT_LENGTH[0], DIGIT_LENGTH[1] + 1))
+  return ''.join(charset.KHMER_DIGITS[d] for d in rng.integers(0, 10, length))
+
+
+def _text_and_tier(rng: np.random.Generator, split: str, tier: str | None,
+                   content: str) -> tuple[str, str]:
+  """The label and the tier (drawn from the mixture when None)."""
+  if content == 'digits':
+    if tier is None:
+      tier = DIGIT_TIERS[int(rng.choice(len(DIGIT_TIERS),
+                                        p=DIGIT_TIER_WEIGHTS))]
+    return digit_string(rng), tier
+  if tier is None:
+    tier = TIERS[int(rng.choice(len(TIERS), p=TIER_WEIGHTS))]
+  if tier == 'long':
+    return text_sampler.long_text(rng, split, *LONG_LENGTH), tier
+  return text_sampler.sample_text(rng, split,
+                                  max_length=SHORT_MAX_LENGTH), tier
 
 
 def make_sample(seed: int, index: int, split: str, *,
                 held_out_fonts: bool = False,
-                tier: str | None = None) -> LineSample:
+                tier: str | None = None,
+                content: str = 'text') -> LineSample:
   """Renders sample `index` of `split` (a pure function of its arguments).
 
   Args:
@@ -297,26 +380,27 @@ def make_sample(seed: int, index: int, split: str, *,
     held_out_fonts: False draws only training font families, True only
       `fonts.HELD_OUT_FAMILIES`.
     tier: None for the train mixture (`TIER_WEIGHTS`), or one of `TIERS` to
-      force it (evaluation sets).
+      force it (evaluation sets); digit strings: `DIGIT_TIER_WEIGHTS` and
+      `DIGIT_TIERS`.
+    content: one of `CONTENTS`: 'text' or 'digits' (digit strings; the
+      split then only seeds the draw, since no corpus text is used).
 
   Returns:
     The sample.
   """
-  text_rng, image_rng = _rngs(seed, index, split, held_out_fonts, tier)
-  if tier is None:
-    tier = TIERS[int(text_rng.choice(len(TIERS), p=TIER_WEIGHTS))]
-  if tier == 'long':
-    text = text_sampler.long_text(text_rng, split, *LONG_LENGTH)
-  else:
-    text = text_sampler.sample_text(text_rng, split,
-                                    max_length=SHORT_MAX_LENGTH)
+  text_rng, image_rng = _rngs(seed, index, split, held_out_fonts, tier,
+                              content)
+  text, tier = _text_and_tier(text_rng, split, tier, content)
   face = fonts.choose_face(image_rng, text, held_out=held_out_fonts,
                            family_weights=FAMILY_WEIGHTS)
+  box = None
+  if content == 'digits' and image_rng.random() < DIGIT_BOX_SHARE:
+    box = image_rng.uniform(*DIGIT_BOX_ASPECT)
   if tier == 'clean':
-    image = _clean_image(text, face, image_rng, CLEAN_EM, 0.1)
+    image = _clean_image(text, face, image_rng, CLEAN_EM, 0.1, box)
   elif tier == 'long':
     image = _clean_image(text, face, image_rng, LONG_EM, 0.3)
   else:
-    image = _scan_image(text, face, image_rng)
+    image = _scan_image(text, face, image_rng, box)
   return LineSample(image=image, text=text, font=face.file,
                     family=face.family, tier=tier)
