@@ -10,7 +10,7 @@ README = ROOT / 'README.md'
 
 def test_readme_is_short():
   lines = README.read_text(encoding='utf-8').splitlines()
-  assert len(lines) <= 150, len(lines)
+  assert len(lines) <= 155, len(lines)
 
 
 def test_readme_names_every_module():
