@@ -15,6 +15,8 @@ characters) in the trained font families and in the held-out ones. Every
 line is written as a PNG file, then read by both systems from the files:
 
   ocr_jax    `load.load_reader(--model).read(paths)`, batched (--batch_size)
+  ocr_jax_lm the same reader with CTC beam search (--beam_size) and the
+             character LM --lm fused in (skipped with --lm='')
   tesseract  `tesseract IMG stdout -l khm --psm 7`, one process per line
 
 Both outputs and the labels go through `normalize_khmer` before scoring.
@@ -58,6 +60,9 @@ _DATA = flags.DEFINE_list('data', None, 'Labelled folders to read instead '
                           'of the rendered test lines.')
 _TESSERACT = flags.DEFINE_string('tesseract', 'tesseract', 'Tesseract '
                                  'binary.')
+_LM = flags.DEFINE_string('lm', 'khmer', "Also read with this character LM "
+                          "in the beam ('khmer': the shipped one; '': skip).")
+_BEAM = flags.DEFINE_integer('beam_size', 8, 'Beam width with --lm.')
 _OUTPUT = flags.DEFINE_string(
     'output', os.path.join(os.path.dirname(os.path.abspath(__file__)),
                            'results', 'tesseract_compare.json'),
@@ -158,6 +163,22 @@ def main(argv):
     report['line_1000px']['ocr_jax_s'] = min(
         1.0 / time_reads(read_ocr_jax, [long_line]) for _ in range(3))
     report['ocr_jax']['scores'] = score(records, 'ocr_jax')
+    if _LM.value:
+      lm_reader = load.load_reader(_MODEL.value, batch_size=_BATCH.value,
+                                   lm_path=_LM.value)
+
+      def read_ocr_jax_lm(chunk):
+        results = lm_reader.read([r['path'] for r in chunk],
+                                 beam_size=_BEAM.value)
+        for record, result in zip(chunk, results):
+          record['ocr_jax_lm'] = khmer_normalizer.normalize_khmer(result.text)
+
+      report['ocr_jax_lm'] = {
+          'lm': _LM.value, 'beam_size': _BEAM.value,
+          'lm_weight': lm_reader.lm_weight,
+          'length_bonus': lm_reader.length_bonus,
+          'lines_per_s': time_reads(read_ocr_jax_lm, records),
+          'scores': score(records, 'ocr_jax_lm')}
     if missing:
       report['tesseract'] = {'skipped': missing}
     else:
@@ -171,7 +192,7 @@ def main(argv):
   if _DATA.value:  # A few real lines: keep every reading.
     report['readings'] = [
         {key: record.get(key) for key in ('path', 'text', 'ocr_jax',
-                                          'tesseract')}
+                                          'ocr_jax_lm', 'tesseract')}
         for record in records]
   print_table(report)
   os.makedirs(os.path.dirname(_OUTPUT.value) or '.', exist_ok=True)
@@ -181,16 +202,19 @@ def main(argv):
 
 def print_table(report) -> None:
   ours = report['ocr_jax']['scores']
+  with_lm = report.get('ocr_jax_lm', {}).get('scores', {})
   theirs = report['tesseract'].get('scores', {})
+  nan = {'cer': float('nan'), 'exact': float('nan')}
   print(f'{"group":40s} {"n":>4s} {"ocr_jax CER":>11s} {"exact":>6s} '
-        f'{"tess CER":>9s} {"exact":>6s}')
+        f'{"+LM CER":>8s} {"exact":>6s} {"tess CER":>9s} {"exact":>6s}')
   for name, row in ours.items():
-    other = theirs.get(name, {})
+    lm_row, other = with_lm.get(name, nan), theirs.get(name, nan)
     print(f'{name:40s} {row["n"]:4d} {row["cer"]:11.4f} {row["exact"]:6.3f} '
-          f'{other.get("cer", float("nan")):9.4f} '
-          f'{other.get("exact", float("nan")):6.3f}')
-  print('lines/s: ocr_jax %.1f, tesseract %s' % (
+          f'{lm_row["cer"]:8.4f} {lm_row["exact"]:6.3f} '
+          f'{other["cer"]:9.4f} {other["exact"]:6.3f}')
+  print('lines/s: ocr_jax %.1f, with LM %s, tesseract %s' % (
       report['ocr_jax']['lines_per_s'],
+      report.get('ocr_jax_lm', {}).get('lines_per_s', 'skipped'),
       report['tesseract'].get('lines_per_s',
                               report['tesseract'].get('skipped'))))
   print('1000 px line, batch 1:', json.dumps(report['line_1000px']))

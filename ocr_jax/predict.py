@@ -2,14 +2,14 @@
 
   python -m ocr_jax.predict --model=MODEL [--beam_size=N] [--output=FILE] \\
       [--batch_size=32] [--char_confidences] \\
-      [--lm=LM.npz [--lm_weight=W] [--length_bonus=B]] PATH...
+      [--lm=khmer|LM.npz [--lm_weight=W] [--length_bonus=B]] PATH...
 
 MODEL is a training run folder, a file written by `python -m ocr_jax.export`,
 or a pretrained name (see `ocr_jax.pretrained`). Each PATH is an image or a
 folder (its files in sorted name order; .tsv/.txt/.json/.md/.csv/.yaml
-files skipped). --lm fuses a character LM (written by `python -m
-ocr_jax.build_lm`) into CTC beam search: it needs a CTC model and
---beam_size > 1 (see `ocr_jax.reading.reader`).
+files skipped). --lm fuses a character LM (the shipped 'khmer', or a file
+written by `python -m ocr_jax.build_lm`) into CTC beam search: it needs a
+CTC model and --beam_size > 1 (see `ocr_jax.reading.reader`).
 
 Output (stdout, or FILE), UTF-8, tab-separated, in input order:
 
@@ -37,6 +37,7 @@ import zipfile
 from absl import app
 from absl import flags
 
+from ocr_jax import pretrained
 from ocr_jax.data import image_io
 from ocr_jax.reading import load
 from ocr_jax.reading import reader as reader_lib
@@ -76,9 +77,10 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 
 def define_lm_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   """Defines --lm, --lm_weight and --length_bonus (also ocr_jax.evaluate's)."""
-  flags.DEFINE_string('lm', None, 'A character LM file (.npz, written by '
-                      '`python -m ocr_jax.build_lm`) to fuse into CTC beam '
-                      'search: needs a CTC model and --beam_size > 1.',
+  flags.DEFINE_string('lm', None, "A character LM: 'khmer' (shipped) or a "
+                      'file (.npz, written by `python -m ocr_jax.build_lm`), '
+                      'fused into CTC beam search: needs a CTC model and '
+                      '--beam_size > 1.',
                       flag_values=flag_values)
   flags.DEFINE_float('lm_weight', reader_lib.DEFAULT_LM_WEIGHT,
                      "The LM's weight in the beam's score (with --lm).",
@@ -108,7 +110,7 @@ def load_reader(flag_values: flags.FlagValues) -> reader_lib.Reader | None:
       raise app.UsageError('--lm is fused into CTC beam search only: give '
                            '--beam_size > 1', exitcode=EXIT_USAGE)
     try:
-      lm = char_lm.load(flag_values.lm)
+      lm = char_lm.load(pretrained.lm_path(flag_values.lm))
     except _LM_FILE_ERRORS as e:
       sys.stderr.write(f'error: cannot load LM {flag_values.lm!r} (not a '
                        f'file written by ocr_jax.build_lm?): {e}\n')

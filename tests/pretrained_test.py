@@ -10,11 +10,13 @@ import sys
 import pytest
 
 from ocr_jax import pretrained
+from ocr_jax.data import khmer_corpus
 from ocr_jax.data.datasets import khmer_pages
 from ocr_jax.pages import detector
 from ocr_jax.pages import layout
 from ocr_jax.reading import load
 from ocr_jax.reading import ocrx
+from ocr_jax.text import char_lm
 from ocr_jax.training import metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,6 +74,27 @@ def test_khmer_text_reads_the_example_lines():
   errors = sum(metrics.edit_distance(r.text, expected[n])
                for r, n in zip(results, names))
   assert errors / sum(len(expected[n]) for n in names) < 0.35
+
+
+def test_shipped_lm_is_the_corpus_training_split_and_helps_read():
+  path = pretrained.lm_path('khmer')
+  assert os.path.isfile(path)
+  assert pretrained.lm_path('my_lm.npz') == 'my_lm.npz'  # Files as given.
+  lm = char_lm.load(path)
+  assert lm.meta['split'] == 'train'
+  assert lm.meta['corpus_sha1'] == khmer_corpus.corpus_sha1(None)
+  # Fused into the beam, it reads the example lines at least as well as
+  # the model alone (their text is from the test split, never in the LM).
+  expected = _labels(TEXT_EXAMPLES)
+  names = sorted(expected)
+  paths = [os.path.join(TEXT_EXAMPLES, n) for n in names]
+  reader = load.load_reader('khmer-text')
+  def errors(results):
+    return sum(metrics.edit_distance(r.text, expected[n])
+               for r, n in zip(results, names))
+  alone = errors(reader.read(paths, beam_size=5))
+  fused = errors(reader.use_lm('khmer').read(paths, beam_size=5))
+  assert fused <= alone
 
 
 def test_shipped_detector_finds_the_lines_of_a_page():

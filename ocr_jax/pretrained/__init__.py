@@ -122,6 +122,12 @@ MODELS: dict[str, PretrainedModel] = {
 #       epoch=1, threshold=0.7)"
 DETECTOR_FILENAME = 'line-detector.msgpack'
 
+# Character LMs for CTC beam search (`--lm=NAME`), by name. khmer-lm.npz is
+# the order-5 LM of the corpus's training split plus generated number and
+# Latin texts (no validation or test line), written by
+#   python -m ocr_jax.build_lm --output=ocr_jax/pretrained/khmer-lm.npz
+LANGUAGE_MODELS = {'khmer': 'khmer-lm.npz'}
+
 
 def register(model: PretrainedModel) -> None:
   """Adds a model to the registry (tests and plugins use this)."""
@@ -171,6 +177,26 @@ def detector_path() -> str:
   if path is None:
     raise FileNotFoundError(
         f'the line detector {DETECTOR_FILENAME} is not installed (looked in '
+        f'{", ".join(candidates)}); reinstall ocr_jax or set {ENV_DIR}')
+  return path
+
+
+def lm_path(spec: str) -> str:
+  """The file of a shipped LM name (`LANGUAGE_MODELS`); other specs as given.
+
+  Raises:
+    FileNotFoundError: a shipped name whose file is not installed.
+  """
+  if spec not in LANGUAGE_MODELS:
+    return spec
+  filename = LANGUAGE_MODELS[spec]
+  candidates = [str(importlib.resources.files(__name__).joinpath(filename))]
+  if os.environ.get(ENV_DIR):
+    candidates.insert(0, os.path.join(os.environ[ENV_DIR], filename))
+  path = next((p for p in candidates if os.path.isfile(p)), None)
+  if path is None:
+    raise FileNotFoundError(
+        f'the LM {spec!r} ({filename}) is not installed (looked in '
         f'{", ".join(candidates)}); reinstall ocr_jax or set {ENV_DIR}')
   return path
 

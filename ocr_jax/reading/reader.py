@@ -222,7 +222,8 @@ class Reader:
     """Fuses a character LM into CTC beam search (beam_size > 1).
 
     Args:
-      lm: a `char_lm.CharLM`, the path of one (`CharLM.save`), or None to
+      lm: a `char_lm.CharLM`, the path of one (`CharLM.save`), a shipped
+        LM's name (`pretrained.LANGUAGE_MODELS`, e.g. 'khmer'), or None to
         turn it off.
       lm_weight: the LM's weight (alpha) in the beam's score.
       length_bonus: added to the score per character (beta).
@@ -233,7 +234,8 @@ class Reader:
     if self.spec.kind != 'ctc' and lm is not None:
       raise ValueError('an LM is fused into CTC beam search only; this is '
                        f'a {self.spec.kind} model')
-    self.lm = char_lm.load(lm) if isinstance(lm, str) else lm
+    self.lm = (char_lm.load(pretrained.lm_path(lm)) if isinstance(lm, str)
+               else lm)
     self.lm_weight = float(lm_weight) if lm is not None else 0.0
     self.length_bonus = float(length_bonus) if lm is not None else 0.0
     return self
