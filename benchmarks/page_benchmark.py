@@ -68,23 +68,30 @@ def canonical(text: str) -> str:
   return '\n'.join(line for line in lines if line)
 
 
-def tesseract_page(image: np.ndarray) -> tuple[str, float]:
+def tesseract_page(image: np.ndarray, binary: str) -> tuple[str, float]:
   """(Tesseract's page text, its seconds) for a page image."""
   with tempfile.NamedTemporaryFile(suffix='.png') as f:
     Image.fromarray(image).save(f.name)
     start = time.perf_counter()
-    text = tesseract.read(f.name, psm=3, binary=_TESSERACT.value)
+    text = tesseract.read(f.name, psm=3, binary=binary)
     return text, time.perf_counter() - start
 
 
-def run_condition(reader, line_reader, degrade: bool, skip_tesseract):
-  """Scores of ocr_jax (and Tesseract) on the pages of one condition."""
-  pages = [khmer_pages.make_page(_SEED.value, index, 'test', dpi=_DPI.value,
-                                 degrade=degrade)
-           for index in range(_PAGES.value)]
-  first = reader.read_page(pages[0].image)  # Warm-up: compiles the shapes.
-  if degrade and _FIGURE.value:
-    draw_detections(pages[0], first, _FIGURE.value)
+def make_pages(seed: int, count: int, split: str, dpi: int,
+               degrade: bool) -> list[khmer_pages.PageSample]:
+  """Pages 0..count-1 of a split, clean or degraded."""
+  return [khmer_pages.make_page(seed, index, split, dpi=dpi, degrade=degrade)
+          for index in range(count)]
+
+
+def score_pages(reader: page_reader.PageReader, line_reader, pages,
+                tesseract_binary: str | None = None) -> dict:
+  """Scores of ocr_jax (and Tesseract, given its binary) on some pages.
+
+  The pages are read after one warm-up read of the first (which compiles
+  the shapes); see the module docstring for the figures.
+  """
+  reader.read_page(pages[0].image)  # Warm-up: compiles the shapes.
   counts = {'hits': 0, 'found': 0, 'truth': 0, 'page_errors': 0,
             'line_errors': 0, 'chars': 0}
   seconds, tesseract_seconds, tesseract_errors = [], [], 0
@@ -103,11 +110,11 @@ def run_condition(reader, line_reader, degrade: bool, skip_tesseract):
     # The same line model on the true boxes: no detection, true order.
     on_truth = page_reader.PageReader(
         line_reader, page_reader.BoxDetector(page.straight_boxes.tolist()),
-        deskew=False).read_page(_straight(page))
+        deskew=False).read_page(straight_image(page))
     counts['line_errors'] += metrics.edit_distance(canonical(on_truth.text),
                                                    truth)
-    if not skip_tesseract:
-      text, took = tesseract_page(page.image)
+    if tesseract_binary:
+      text, took = tesseract_page(page.image, tesseract_binary)
       tesseract_seconds.append(took)
       tesseract_errors += metrics.edit_distance(canonical(text), truth)
   precision = counts['hits'] / max(counts['found'], 1)
@@ -120,11 +127,21 @@ def run_condition(reader, line_reader, degrade: bool, skip_tesseract):
       'page_cer': page_cer, 'line_cer': line_cer,
       'page_over_line_cer': page_cer / max(line_cer, 1e-9),
       'seconds_per_page': statistics.median(seconds)}}
-  if not skip_tesseract:
+  if tesseract_binary:
     report['tesseract'] = {
         'page_cer': tesseract_errors / max(counts['chars'], 1),
         'seconds_per_page': statistics.median(tesseract_seconds)}
   return report
+
+
+def run_condition(reader, line_reader, degrade: bool, skip_tesseract):
+  """Scores of ocr_jax (and Tesseract) on the test pages of one condition."""
+  pages = make_pages(_SEED.value, _PAGES.value, 'test', _DPI.value, degrade)
+  if degrade and _FIGURE.value:
+    draw_detections(pages[0], reader.read_page(pages[0].image),
+                    _FIGURE.value)
+  return score_pages(reader, line_reader, pages,
+                     None if skip_tesseract else _TESSERACT.value)
 
 
 def draw_detections(page, result, path: str) -> None:
@@ -142,7 +159,7 @@ def draw_detections(page, result, path: str) -> None:
   image.save(path, optimize=True)
 
 
-def _straight(page) -> np.ndarray:
+def straight_image(page) -> np.ndarray:
   """The page without its skew (the true boxes are for the straight page)."""
   if not page.angle:
     return page.image
@@ -154,7 +171,8 @@ def _straight(page) -> np.ndarray:
 def main(argv):
   del argv
   line_reader = load.load_reader(_MODEL.value)
-  reader = page_reader.PageReader(line_reader, detector_lib.load_detector(_DETECTOR.value))
+  reader = page_reader.PageReader(line_reader,
+                                  detector_lib.load_detector(_DETECTOR.value))
   skip = tesseract.missing(_TESSERACT.value)
   if skip:
     print(f'tesseract skipped: {skip}')

@@ -4,6 +4,7 @@ import numpy as np
 from PIL import Image
 from PIL import ImageDraw
 import pytest
+from scipy import ndimage
 
 from ocr_jax.pages import layout
 
@@ -72,6 +73,16 @@ def test_lines_from_map_recovers_boxes_from_a_ground_truth_map():
   assert all(line.score == 1.0 for line in lines)
 
 
+def test_lines_from_map_gives_back_a_box_whose_core_fills_whole_cells():
+  # Height 32: the core is moved in by 8 px, to (48, 48, 432, 64): columns
+  # 12..107 and rows 12..15 of cells exactly, so the box comes back exact.
+  box = (40.0, 40.0, 440.0, 72.0)
+  target = layout.core_map([box], 100, 500, scale=4)
+  assert target.sum() == 96 * 4 and target[12:16, 12:108].all()
+  (line,) = layout.lines_from_map(target, scale=4)
+  assert line.box == pytest.approx(box)
+
+
 def test_lines_from_map_drops_specks_and_weak_components():
   probs = np.zeros((20, 40), np.float32)
   probs[2:5, 2:30] = 0.9   # A line.
@@ -81,7 +92,61 @@ def test_lines_from_map_drops_specks_and_weak_components():
   assert len(lines) == 1
   assert lines[0].score == pytest.approx(0.9)
   x0, y0, x1, y1 = lines[0].box
-  assert (y0, y1) == pytest.approx((8 - 6, 20 + 6))  # Core height 12.
+  # Each column holds 3 x 0.9 = 2.7 cells of core, centred on row 3.5:
+  # a core of 10.8 px about y = 14, grown by 10.8 / 2 on each side.
+  assert (y0, y1) == pytest.approx((14 - 10.8, 14 + 10.8))
+  assert (x0, x1) == pytest.approx((8 - 5.4, 120 + 5.4))
+
+
+def test_component_core_takes_sub_cell_edges_and_ignores_stray_cells():
+  # A core seen at sub-cell precision over columns 2..11: rows 2 and 3
+  # wholly core, row 4 half (0.5) and row 1 a quarter (0.25), so 2.75 cells
+  # of core per column, centred at the probability-weighted mean of the
+  # row centres (r + 0.5).
+  probs = np.zeros((10, 14), np.float32)
+  probs[1, 2:12] = 0.25
+  probs[2:4, 2:12] = 1.0
+  probs[4, 2:12] = 0.5
+  probs[5, 6] = 0.9  # One stray cell below the line: the median ignores it.
+  labels, _ = ndimage.label(probs > 0.3)
+  found = ndimage.find_objects(labels)[0]
+  x0, y0, x1, y1 = layout.component_core(probs, labels, 1, found, 4)
+  centre = (1.5 * 0.25 + 2.5 + 3.5 + 4.5 * 0.5) / 2.75 * 4
+  assert (x0, x1) == (8, 48)
+  assert (y0 + y1) / 2 == pytest.approx(centre)
+  assert y1 - y0 == pytest.approx(2.75 * 4)
+  # The whole line: the core of 11 px grown by 11 / 2 px on every side
+  # (`expand_core` with CORE_SHRINK 0.25), where the cells' bounding box
+  # (rows 2..5) would have made the core 16 px and the box 32 px tall.
+  (line,) = layout.lines_from_map(probs, scale=4, threshold=0.3)
+  assert line.box == pytest.approx((8 - 5.5, centre - 11, 48 + 5.5,
+                                    centre + 11))
+
+
+def test_component_core_leaves_a_neighbours_cells_out():
+  probs = np.zeros((8, 6), np.float32)
+  probs[1:3, :] = 1.0   # Line A: rows 1-2.
+  probs[3, :] = 0.2     # Below threshold, between A and B: shared edge.
+  probs[4:6, :] = 0.8   # Line B: rows 4-5.
+  labels, count = ndimage.label(probs > 0.5)
+  assert count == 2
+  a, b = ndimage.find_objects(labels)
+  # A: rows 0..3 count (row 0 empty, row 3 gives 0.2): 2.2 cells.
+  core = layout.component_core(probs, labels, 1, a, 4)
+  assert core[3] - core[1] == pytest.approx(2.2 * 4)
+  assert (core[1] + core[3]) / 2 == pytest.approx(
+      (1.5 + 2.5 + 3.5 * 0.2) / 2.2 * 4)
+  # B: rows 3..6: 0.2 + 0.8 + 0.8 = 1.8 cells.
+  core = layout.component_core(probs, labels, 2, b, 4)
+  assert core[3] - core[1] == pytest.approx(1.8 * 4)
+  assert (core[1] + core[3]) / 2 == pytest.approx(
+      (3.5 * 0.2 + 4.5 * 0.8 + 5.5 * 0.8) / 1.8 * 4)
+
+
+def test_match_pairs_pairs_each_found_box_with_its_line():
+  truth = [(0, 0, 100, 20), (0, 30, 100, 50)]
+  found = [(0, 31, 100, 50), (0, 60, 9, 70), (0, 1, 100, 20)]
+  assert layout.match_pairs(found, truth) == [(0, 1), (2, 0)]
 
 
 def _column(x0, x1, top, count, height=30, gap=10):
@@ -145,8 +210,8 @@ def test_match_boxes_is_one_to_one():
 def test_merge_fragments_joins_pieces_of_a_row_only():
   line = layout.DetectedLine
   pieces = [line((0, 100, 200, 140), 0.9), line((190, 102, 400, 141), 0.6),
-            line((405, 99, 500, 139), 0.9)]   # Gap 5 px < 0.25 x 39.
-  column = [line((560, 100, 900, 140), 0.8)]  # Gutter 60 px: kept apart.
+            line((405, 99, 500, 139), 0.9)]   # Gap 5 px < 0.7 x 39.
+  column = [line((560, 100, 900, 140), 0.8)]  # Gutter 60 px > 0.7 x 40.
   below = [line((0, 150, 500, 190), 0.7)]     # Next row: 10 px overlap.
   merged = layout.merge_fragments(pieces + column + below)
   boxes = sorted(m.box for m in merged)

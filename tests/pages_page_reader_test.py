@@ -136,3 +136,15 @@ def test_blank_page_and_unreadable_pages():
   got = list(reader.read_pages(pages))
   assert got[0].ok and got[0].lines == [] and got[0].text == ''
   assert got[1].error == 'cannot open PDF' and got[1].source == 'b.pdf'
+
+
+def test_crop_pads_like_the_line_models_training_crops():
+  page = np.arange(200 * 300).reshape(200, 300) % 251
+  page = np.repeat(page[..., None], 3, axis=2).astype(np.uint8)
+  # A box 50 px tall: 0.16 x 50 = 8 px left and right, 0.08 x 50 = 4 px
+  # above and below.
+  got = page_reader.crop(page, (100.0, 60.0, 200.0, 110.0))
+  np.testing.assert_array_equal(got, page[56:114, 92:208])
+  # Clipped at the page's edges; fractional sides round outwards.
+  got = page_reader.crop(page, (2.5, 1.0, 299.0, 51.0), margin=(0.1, 0.1))
+  np.testing.assert_array_equal(got, page[0:56, 0:300])  # 51 + 5.

@@ -222,14 +222,21 @@ class LearnedDetector:
     lines = layout.lines_from_map(probs, scale=SCALE,
                                   threshold=self.threshold,
                                   min_score=self.min_score)
-    height, width = image.shape[:2]
-    found = []
-    for line in lines:
-      x0, y0, x1, y1 = (v / factor for v in line.box)
-      found.append(layout.DetectedLine(
-          (max(x0, 0.0), max(y0, 0.0), min(x1, width), min(y1, height)),
-          line.score))
-    return found
+    return to_page(lines, factor, image.shape[:2])
+
+
+def to_page(lines, factor: float, page_shape: tuple[int, int]
+            ) -> list[layout.DetectedLine]:
+  """Lines found on a page scaled by `factor`, in the page's pixels
+  (clipped to its (height, width))."""
+  height, width = page_shape
+  found = []
+  for line in lines:
+    x0, y0, x1, y1 = (v / factor for v in line.box)
+    found.append(layout.DetectedLine(
+        (max(x0, 0.0), max(y0, 0.0), min(x1, width), min(y1, height)),
+        line.score))
+  return found
 
 
 def load_detector(spec: str | None = None, **kwargs) -> LearnedDetector:
