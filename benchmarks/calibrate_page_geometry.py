@@ -19,7 +19,10 @@ and detection F1 at IoU 0.5 and 0.7. Two post-processings of the same
 probability maps are compared: `bbox`, the bounding box of each thresholded
 component grown by `layout.expand_core` (the post-processing before this
 calibration, with its merge gap of 0.25), and `layout.lines_from_map` as
-it is now. Both crop with the current `page_reader.CROP_MARGIN`.
+the detector runs it now (faint lines, joining within columns), both with
+short and faint boxes fitted by `layout.fit_to_ink`. Both crop with the
+current `page_reader.CROP_MARGIN`. --threshold overrides the detector
+file's map threshold.
 
 With --cer it also reads the pages with each post-processing through
 `page_benchmark.score_pages` (deskewing included): page CER, line CER of
@@ -78,7 +81,15 @@ def bbox_lines(probabilities: np.ndarray, *, scale: int,
   return layout.merge_fragments(lines, merge_gap)
 
 
-POSTPROCESSING = {'bbox': bbox_lines, 'now': layout.lines_from_map}
+def current_lines(probabilities, **kwargs) -> list[layout.DetectedLine]:
+  """`layout.lines_from_map` as the learned detector runs it (faint lines
+  included; `PostprocessedDetector` fits them with `layout.fit_to_ink`)."""
+  return layout.lines_from_map(probabilities,
+                               faint_threshold=layout.FAINT_THRESHOLD,
+                               **kwargs)
+
+
+POSTPROCESSING = {'bbox': bbox_lines, 'now': current_lines}
 
 
 class PostprocessedDetector:
@@ -93,7 +104,8 @@ class PostprocessedDetector:
     lines = self.postprocess(probs, scale=detector_lib.SCALE,
                              threshold=self.detector.threshold,
                              min_score=self.detector.min_score)
-    return detector_lib.to_page(lines, factor, image.shape[:2])
+    return layout.fit_to_ink(
+        image, detector_lib.to_page(lines, factor, image.shape[:2]))
 
 
 def errors(found: list[layout.Box], truth: list[layout.Box]) -> np.ndarray:
@@ -141,7 +153,8 @@ def geometry(detectors: dict, pages) -> dict:
 
 def main(argv):
   del argv
-  learned = detector_lib.load_detector(FLAGS.detector)
+  kwargs = {} if FLAGS.threshold is None else {'threshold': FLAGS.threshold}
+  learned = detector_lib.load_detector(FLAGS.detector, **kwargs)
   detectors = {name: PostprocessedDetector(learned, post)
                for name, post in POSTPROCESSING.items()}
   line_reader = load.load_reader(FLAGS.model) if _CER.value else None
@@ -150,6 +163,7 @@ def main(argv):
   report = {'split': 'validation', 'seed': _SEED.value,
             'pages_per_condition': pages_flag, 'dpi': dpi,
             'detector': FLAGS.detector or 'shipped',
+            'threshold': learned.threshold,
             'crop_margin': list(page_reader.CROP_MARGIN),
             'machine': machine.machine_info()}
   for condition, degrade in (('clean', False), ('degraded', True)):

@@ -1,7 +1,7 @@
 """Page benchmark (issue #13): ocr_jax against Tesseract on synthetic pages.
 
   python -m benchmarks.page_benchmark [--model=khmer-text]
-      [--detector=RUN_OR_FILE] [--pages=20] [--dpi=200]
+      [--detector=RUN_OR_FILE] [--threshold=T] [--pages=20] [--dpi=200]
       [--output=benchmarks/results/page_benchmark.json]
 
 Held-out pages (`khmer_pages.make_page`, test split: corpus lines never
@@ -47,6 +47,9 @@ _MODEL = flags.DEFINE_string('model', 'khmer-text', 'Line model: run '
                              'folder, .ocrx file or pretrained name.')
 _DETECTOR = flags.DEFINE_string('detector', None, 'Detector run folder or '
                                 'weights file (default: the shipped one).')
+_THRESHOLD = flags.DEFINE_float(
+    'threshold', None, 'Map threshold of the detector (default: the one '
+    'stored in its file).')
 _PAGES = flags.DEFINE_integer('pages', 20, 'Test pages per condition.')
 _DPI = flags.DEFINE_integer('dpi', 200, 'Page resolution.')
 _SEED = flags.DEFINE_integer('seed', 1, 'Seed of the test pages.')
@@ -171,13 +174,16 @@ def straight_image(page) -> np.ndarray:
 def main(argv):
   del argv
   line_reader = load.load_reader(_MODEL.value)
-  reader = page_reader.PageReader(line_reader,
-                                  detector_lib.load_detector(_DETECTOR.value))
+  kwargs = {} if _THRESHOLD.value is None else {'threshold': _THRESHOLD.value}
+  detector = detector_lib.load_detector(_DETECTOR.value, **kwargs)
+  reader = page_reader.PageReader(line_reader, detector)
   skip = tesseract.missing(_TESSERACT.value)
   if skip:
     print(f'tesseract skipped: {skip}')
   report = {'pages_per_condition': _PAGES.value, 'dpi': _DPI.value,
             'model': _MODEL.value, 'detector': _DETECTOR.value or 'shipped',
+            'threshold': detector.threshold,
+            'faint_threshold': detector.faint_threshold,
             'machine': machine.machine_info(), 'tesseract_skipped': skip}
   for name, degrade in (('clean', False), ('degraded', True)):
     report[name] = run_condition(reader, line_reader, degrade, skip)

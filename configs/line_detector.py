@@ -7,11 +7,11 @@
 Measured (2026-12-02, 2 shared CPU cores): about 11 s per step of 4 pages
 (page rendering, 0.4 s a page, runs in the step's process), so an epoch of
 250 steps takes about 45 min. Epoch 1 is shipped
-(ocr_jax/pretrained/line-detector.msgpack, map threshold 0.7 chosen on
+(ocr_jax/pretrained/line-detector.msgpack, map threshold 0.8 chosen on
 validation pages); epoch 2 found lines worse on validation pages and the run
 was stopped. With `ocr_jax.pages.layout`'s post-processing, on 10 held-out
-A4 pages at 200 dpi (benchmarks/page_benchmark.py): line F1 at IoU 0.5 0.955
-clean, 0.953 degraded (targets 0.98 and 0.95); page CER 6.3 % / 6.7 %.
+A4 pages at 200 dpi (benchmarks/page_benchmark.py): line F1 at IoU 0.5 0.978
+clean, 0.975 degraded (targets 0.98 and 0.95); page CER 6.4 % / 6.8 %.
 """
 
 import ml_collections

@@ -222,3 +222,78 @@ def test_merge_fragments_joins_pieces_of_a_row_only():
   # then their union (400 wide) with the third (95).
   first = (0.9 * 200 + 0.6 * 210) / 410
   assert row.score == pytest.approx((first * 400 + 0.9 * 95) / 495)
+
+
+def test_lines_from_map_finds_a_faint_component_only_with_the_lower_threshold():
+  probs = np.zeros((30, 60), np.float32)
+  probs[2:5, 2:50] = 0.9     # A strong line.
+  probs[5, 20:24] = 0.4      # Its faint edge, joined to it above 0.3.
+  probs[20, 30] = 0.6        # A faint page number: one cell over 0.5 ...
+  probs[20, 29] = 0.35       # ... and one over 0.3 beside it.
+  probs[25, 5] = 0.45        # Over 0.3 but its peak is under 0.5.
+  probs[10:12, 40:56] = 0.55  # 32 cells: more than MAX_FAINT_CELLS (30).
+  (strong,) = layout.lines_from_map(probs, scale=4, threshold=0.7)
+  assert not strong.faint
+  lines = layout.lines_from_map(probs, scale=4, threshold=0.7,
+                                faint_threshold=0.3)
+  assert len(lines) == 2 and lines[0] == strong
+  # The faint one: the box of its cells, rows 20..20, columns 29..30, in
+  # pixels, and its peak as score.
+  assert lines[1].faint and lines[1].box == (116.0, 80.0, 124.0, 84.0)
+  assert lines[1].score == pytest.approx(0.6)
+  more = layout.lines_from_map(probs, scale=4, threshold=0.7,
+                               faint_threshold=0.3, max_faint_cells=32)
+  assert len(more) == 3 and more[1].box == (160.0, 40.0, 224.0, 48.0)
+
+
+def _ink_page():
+  """A white 200 x 400 page: a long line of ink, a short word, a digit."""
+  page = np.full((200, 400, 3), 255, np.uint8)
+  page[20:40, 10:390] = 0    # A line 380 x 20.
+  page[60:80, 30:70] = 0     # A short line 40 x 20.
+  page[150:170, 200:212] = 0  # A page number 12 x 20.
+  return page
+
+
+def test_fit_to_ink_fits_short_and_faint_boxes_and_keeps_long_ones():
+  line = layout.DetectedLine
+  long_line = line((5.0, 16.0, 395.0, 44.0), 0.9)   # Wider than 3 heights.
+  short = line((20.0, 56.0, 80.0, 84.0), 0.8)       # 60 < 3 x 28: fitted.
+  # A faint box of map cells left of the digit and thinner than a line:
+  # centred in a box of the median height (28) it spans y 146..174, grown
+  # by 0.5 x 28 left and right it reaches x 184..222, so the whole digit.
+  faint = line((192.0, 156.0, 208.0, 164.0), 0.6, faint=True)
+  fitted = layout.fit_to_ink(_ink_page(), [long_line, short, faint])
+  assert [f.box for f in fitted] == [
+      long_line.box, (30.0, 60.0, 70.0, 80.0), (200.0, 150.0, 212.0, 170.0)]
+  assert not fitted[2].faint and fitted[2].score == 0.6
+
+
+def test_fit_to_ink_drops_faint_boxes_on_lines_wide_or_without_ink():
+  line = layout.DetectedLine
+  long_line = line((5.0, 16.0, 395.0, 44.0), 0.9)
+  on_line = line((100.0, 24.0, 108.0, 32.0), 0.6, faint=True)  # Overlaps.
+  blank = line((300.0, 120.0, 308.0, 128.0), 0.6, faint=True)  # No ink.
+  page = _ink_page()
+  page[100:110, 100:200] = 0  # A rule 100 px wide: wider than a line (28).
+  rule = line((140.0, 100.0, 150.0, 108.0), 0.6, faint=True)
+  assert layout.fit_to_ink(page, [long_line, on_line, blank, rule]) == [
+      long_line]
+
+
+def test_merge_within_columns_joins_wide_word_gaps_but_not_columns():
+  line = layout.DetectedLine
+  left = [line(b) for b in _column(100.0, 480.0, 100.0, 5)]
+  right = [line(b) for b in _column(540.0, 900.0, 100.0, 5)]
+  # The third left line in two pieces 27 px apart: 0.9 line heights (30),
+  # wider than MERGE_GAP (0.7) but within WIDE_GAP (1.0); the gutter
+  # (480..540) is 2 heights wide.
+  y0, y1 = left[2].box[1], left[2].box[3]
+  pieces = [line((100.0, y0, 250.0, y1)), line((277.0, y0, 480.0, y1))]
+  lines = left[:2] + pieces + left[3:] + right
+  assert len(layout.merge_fragments(lines)) == 11
+  merged = layout.merge_within_columns(lines)
+  assert sorted(m.box for m in merged) == sorted(
+      m.box for m in left + right)
+  # With a gutter at 520 a gap of 60 px would not join even at 3 heights.
+  assert len(layout.merge_within_columns(left + right, max_gap=3.0)) == 10

@@ -162,16 +162,21 @@ class LearnedDetector:
   """Detects lines with a trained `LineDetectorNet` (see the docstring).
 
   Pages are scaled so that their longer side is at most `max_side` pixels
-  (the network's training resolution) and padded to a multiple of 16.
+  (the network's training resolution) and padded to a multiple of 16. The
+  map goes through `layout.lines_from_map` (faint lines from
+  `faint_threshold`; None: none) and the short and faint lines' boxes
+  through `layout.fit_to_ink` on the page.
   """
 
   def __init__(self, model: nn.Module, variables, *, max_side: int = 1024,
-               threshold: float = DEFAULT_THRESHOLD, min_score: float = 0.5):
+               threshold: float = DEFAULT_THRESHOLD, min_score: float = 0.5,
+               faint_threshold: float | None = layout.FAINT_THRESHOLD):
     self.model = model
     self.variables = variables
     self.max_side = max_side
     self.threshold = threshold
     self.min_score = min_score
+    self.faint_threshold = faint_threshold
     self._apply = jax.jit(lambda v, x: jax.nn.sigmoid(
         model.apply(v, x, train=False)))
 
@@ -221,8 +226,9 @@ class LearnedDetector:
     probs, factor = self.probabilities(image)
     lines = layout.lines_from_map(probs, scale=SCALE,
                                   threshold=self.threshold,
-                                  min_score=self.min_score)
-    return to_page(lines, factor, image.shape[:2])
+                                  min_score=self.min_score,
+                                  faint_threshold=self.faint_threshold)
+    return layout.fit_to_ink(image, to_page(lines, factor, image.shape[:2]))
 
 
 def to_page(lines, factor: float, page_shape: tuple[int, int]
@@ -235,7 +241,7 @@ def to_page(lines, factor: float, page_shape: tuple[int, int]
     x0, y0, x1, y1 = (v / factor for v in line.box)
     found.append(layout.DetectedLine(
         (max(x0, 0.0), max(y0, 0.0), min(x1, width), min(y1, height)),
-        line.score))
+        line.score, line.faint))
   return found
 
 

@@ -12,6 +12,15 @@ measured to a fraction of a cell from its probabilities, column by column
 exact inverse), as in DBNet, where the shrink and the expansion are offsets
 of the polygon.
 
+Pieces of a line broken at word gaps are joined (`merge_fragments`); where
+the page has column gutters (`find_gutters`), pieces up to `WIDE_GAP` apart
+are joined too when no gutter lies between them (`merge_within_columns`).
+Faint lines (page numbers, one-word lines: the map reaches only 0.3-0.8 on
+a cell or two) come from a second, lower threshold, only as components that
+hold no cell of a found line (`lines_from_map`, `faint_threshold`); their
+cell box is too coarse, so `fit_to_ink` replaces it with the ink around it,
+as it does for short lines, whose map is as coarse.
+
 Reading order (`reading_order`): columns are found as vertical gutters that
 few boxes cross; the boxes that do cross one (headings over two columns,
 centred page numbers) cut the page into bands; each band is read column by
@@ -36,6 +45,29 @@ CORE_SHRINK = 0.25
 # by side across a column gutter were 0.95 and more; 0.7 keeps a quarter
 # of a line height clear of the narrowest gutter.
 MERGE_GAP = 0.7
+# Where column gutters are known, pieces of a line are joined across gaps up
+# to this many line heights when no gutter lies between them. On validation
+# pages (seed 3, 20 clean + 20 degraded, 200 dpi, map threshold 0.7),
+# detection F1 at IoU 0.5 (with `fit_to_ink`): no joining
+# 0.961 clean, 0.962 degraded; 0.85: 0.964, 0.968; 1.0: 0.969, 0.965; 1.2:
+# 0.960, 0.961 (pieces of different lines start to join).
+WIDE_GAP = 1.0
+# The lower threshold and the peak a faint component needs (see the module
+# docstring), and its most cells; chosen on the same validation pages,
+# F1 at IoU 0.5, map threshold 0.7 / 0.8:
+# without faint lines 0.969 / 0.973 clean, 0.965 / 0.972 degraded; with
+# them (0.3, 0.5) 0.976 / 0.980 and 0.974 / 0.977 (threshold and seed
+# 0.2 and 0.3, or 0.3 and 0.7, did no better). Page numbers and one-word
+# lines make most of the gain; stamps' arcs, the commonest false find, are
+# kept out by the width limit of `fit_to_ink`.
+FAINT_THRESHOLD = 0.3
+FAINT_SEED = 0.5
+MAX_FAINT_CELLS = 30
+# Boxes narrower than this many heights are fitted to their ink. On the
+# same validation pages (threshold 0.7, before joining within columns and
+# faint lines) F1 went from 0.946 clean, 0.944 degraded to 0.957, 0.958
+# (narrower than 2 heights) and 0.961, 0.962 (3, the same as 5).
+SHORT_LINE = 3.0
 # Skews below this (degrees) are not corrected: a rotation costs a resample.
 MIN_DESKEW = 0.1
 
@@ -46,10 +78,14 @@ class DetectedLine:
 
   Attributes:
     box: (x0, y0, x1, y1) in page pixels.
-    score: mean core probability of the line, in [0, 1].
+    score: mean core probability of the line, in [0, 1] (faint lines: the
+      peak).
+    faint: found only by the lower threshold; the box is its map cells'
+      box until `fit_to_ink` fits it.
   """
   box: Box
   score: float = 1.0
+  faint: bool = False
 
 
 # --- Deskew -------------------------------------------------------------------
@@ -228,7 +264,12 @@ def lines_from_map(probabilities: np.ndarray, *, scale: int = 4,
                    threshold: float = 0.3, min_score: float = 0.5,
                    min_cells: int = 3, shrink: float = CORE_SHRINK,
                    page_size: tuple[int, int] | None = None,
-                   merge_gap: float = MERGE_GAP) -> list[DetectedLine]:
+                   merge_gap: float = MERGE_GAP,
+                   wide_gap: float | None = WIDE_GAP,
+                   faint_threshold: float | None = None,
+                   faint_seed: float = FAINT_SEED,
+                   max_faint_cells: int = MAX_FAINT_CELLS
+                   ) -> list[DetectedLine]:
   """Line boxes from a core probability map (DBNet-like post-processing).
 
   Args:
@@ -241,40 +282,170 @@ def lines_from_map(probabilities: np.ndarray, *, scale: int = 4,
     page_size: (width, height) to clip the boxes to, if given.
     merge_gap: pieces of one line are joined (`merge_fragments`) across
       horizontal gaps up to this many line heights.
+    wide_gap: and up to this many when no column gutter lies between them
+      (`merge_within_columns`); None: not.
+    faint_threshold: if given, components of cells above it that hold no
+      cell of a line found above (a rejected speck does not count), of at
+      most `max_faint_cells` cells and a peak of at least `faint_seed`,
+      come back as faint lines (`DetectedLine.faint`): the box of their
+      cells, to be fitted with `fit_to_ink`.
+    faint_seed: see faint_threshold.
+    max_faint_cells: see faint_threshold.
 
   Returns:
-    The lines, in no particular order.
+    The lines, in no particular order (faint ones last).
   """
   probabilities = np.asarray(probabilities, np.float32)
+  labels, count = ndimage.label(probabilities > threshold)
+  lines = []
+  accepted = np.zeros(count + 1, bool)
+  if count:
+    index = np.arange(1, count + 1)
+    sizes = ndimage.sum_labels(np.ones_like(probabilities), labels, index)
+    scores = ndimage.mean(probabilities, labels, index)
+    for i, found in enumerate(ndimage.find_objects(labels)):
+      if found is None or sizes[i] < min_cells or scores[i] < min_score:
+        continue
+      accepted[i + 1] = True
+      core = component_core(probabilities, labels, i + 1, found, scale)
+      lines.append(DetectedLine(_clip(expand_core(core, shrink), page_size),
+                                float(scores[i])))
+  lines = merge_fragments(lines, merge_gap)
+  if wide_gap is not None:
+    lines = merge_within_columns(lines, wide_gap)
+  if faint_threshold is not None:
+    lines += _faint_lines(probabilities, accepted[labels], faint_threshold,
+                          faint_seed, max_faint_cells, scale, page_size)
+  return lines
+
+
+def _clip(box: Box, page_size: tuple[int, int] | None) -> Box:
+  if page_size is None:
+    return box
+  x0, y0, x1, y1 = box
+  return (max(x0, 0.0), max(y0, 0.0), min(x1, float(page_size[0])),
+          min(y1, float(page_size[1])))
+
+
+def _faint_lines(probabilities, taken, threshold, seed, max_cells, scale,
+                 page_size) -> list[DetectedLine]:
+  """Faint lines (`lines_from_map`): `taken` marks the found lines' cells."""
   labels, count = ndimage.label(probabilities > threshold)
   if not count:
     return []
   index = np.arange(1, count + 1)
   sizes = ndimage.sum_labels(np.ones_like(probabilities), labels, index)
-  scores = ndimage.mean(probabilities, labels, index)
+  peaks = ndimage.maximum(probabilities, labels, index)
+  hit = ndimage.maximum(taken, labels, index)
   lines = []
   for i, found in enumerate(ndimage.find_objects(labels)):
-    if found is None or sizes[i] < min_cells or scores[i] < min_score:
+    if (found is None or hit[i] or peaks[i] < seed
+        or sizes[i] > max_cells):
       continue
-    core = component_core(probabilities, labels, i + 1, found, scale)
-    x0, y0, x1, y1 = expand_core(core, shrink)
-    if page_size is not None:
-      x0, x1 = max(x0, 0.0), min(x1, float(page_size[0]))
-      y0, y1 = max(y0, 0.0), min(y1, float(page_size[1]))
-    lines.append(DetectedLine((x0, y0, x1, y1), float(scores[i])))
-  return merge_fragments(lines, merge_gap)
+    rows, cols = found
+    box = (cols.start * scale, rows.start * scale, cols.stop * scale,
+           rows.stop * scale)
+    lines.append(DetectedLine(_clip(tuple(map(float, box)), page_size),
+                              float(peaks[i]), faint=True))
+  return lines
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+  return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(
+      a[1], b[1])
+
+
+def fit_to_ink(image: np.ndarray, lines: Sequence[DetectedLine], *,
+               short: float = SHORT_LINE, grow: tuple[float, float] = (
+                   0.5, 0.1), min_pixels: int = 2) -> list[DetectedLine]:
+  """Fits short and faint lines' boxes to the ink around them.
+
+  The map's cells are a quarter of the scaled page's pixels, and a short
+  line's core is a cell or two, so its box is coarse (and a faint line's
+  is only its cells' box). A line narrower than `short` x its height takes
+  the bounding box of the ink (`ink_mask`'s threshold: rows and columns
+  with at least `min_pixels` dark pixels) within its box grown by `grow`
+  (left and right, top and bottom) x its height; one with no ink there is
+  dropped. A faint line is first centred in a box one line tall (the
+  median height of the others) and kept, once fitted, only when at most
+  one line height wide and clear of every other line.
+
+  Args:
+    image: [height, width, 3] uint8 page the boxes are on.
+    lines: the page's lines.
+    short: see above.
+    grow: see above.
+    min_pixels: see above.
+
+  Returns:
+    The lines, fitted, in input order less the dropped ones.
+  """
+  fitted = [line for line in lines if not line.faint]
+  if len(fitted) == len(lines) and not any(
+      line.box[2] - line.box[0] < short * (line.box[3] - line.box[1])
+      for line in lines):
+    return list(lines)
+  image = np.asarray(image)
+
+  def gray(rows, cols):  # Only where needed: a whole page costs 0.1 s.
+    part = image[rows, cols].astype(np.float32)
+    return part.mean(axis=2) if part.ndim == 3 else part
+
+  low, high = np.percentile(gray(slice(None, None, 4), slice(None, None, 4)),
+                            (5, 95))
+  if high - low < 32:  # No ink (as `ink_mask`).
+    return fitted
+  dark = (low + high) / 2
+  line_height = float(np.median([b.box[3] - b.box[1] for b in fitted])
+                      ) if fitted else None
+
+  def fit(box, height):
+    x0, y0, x1, y1 = box
+    c0 = max(int(np.floor(x0 - grow[0] * height)), 0)
+    c1 = min(int(np.ceil(x1 + grow[0] * height)), image.shape[1])
+    r0 = max(int(np.floor(y0 - grow[1] * height)), 0)
+    r1 = min(int(np.ceil(y1 + grow[1] * height)), image.shape[0])
+    ink = gray(slice(r0, r1), slice(c0, c1)) < dark
+    cols = np.nonzero(ink.sum(axis=0) >= min_pixels)[0]
+    rows = np.nonzero(ink.sum(axis=1) >= min_pixels)[0]
+    if not len(cols) or not len(rows):
+      return None
+    return (float(c0 + cols[0]), float(r0 + rows[0]),
+            float(c0 + cols[-1] + 1), float(r0 + rows[-1] + 1))
+
+  out = []
+  for line in lines:
+    x0, y0, x1, y1 = line.box
+    if not line.faint:
+      if x1 - x0 >= short * (y1 - y0):
+        out.append(line)
+      elif (box := fit(line.box, y1 - y0)) is not None:
+        out.append(DetectedLine(box, line.score))
+      continue
+    if line_height is None:
+      continue
+    centre = (y0 + y1) / 2
+    box = fit((x0, centre - line_height / 2, x1, centre + line_height / 2),
+              line_height)
+    if box is None or box[2] - box[0] > line_height or any(
+        _overlaps(box, other.box) for other in out + fitted):
+      continue
+    out.append(DetectedLine(box, line.score))
+  return out
 
 
 def merge_fragments(lines: Sequence[DetectedLine],
                     max_gap: float = MERGE_GAP,
-                    min_overlap: float = 0.6) -> list[DetectedLine]:
+                    min_overlap: float = 0.6,
+                    gutters: Sequence[float] = ()) -> list[DetectedLine]:
   """Joins pieces of one text line: boxes side by side on the same row.
 
   A map can break a line at wide word gaps. Two boxes are pieces of one
   line when their vertical overlap is at least `min_overlap` of the lower
   box's height and the horizontal gap between them is at most `max_gap` x
-  that height (a column gutter is wider). Joined boxes take the union box
-  and the width-weighted mean score; joining repeats until nothing joins.
+  that height (a column gutter is wider), and no x of `gutters` lies in
+  the gap. Joined boxes take the union box and the width-weighted mean
+  score; joining repeats until nothing joins.
   """
   lines = list(lines)
   merged = True
@@ -285,9 +456,10 @@ def merge_fragments(lines: Sequence[DetectedLine],
         a, b = lines[i].box, lines[j].box
         height = min(a[3] - a[1], b[3] - b[1])
         overlap = min(a[3], b[3]) - max(a[1], b[1])
-        gap = max(a[0], b[0]) - min(a[2], b[2])
+        left, right = min(a[2], b[2]), max(a[0], b[0])
         if height > 0 and overlap >= min_overlap * height and (
-            gap <= max_gap * height):
+            right - left <= max_gap * height) and not any(
+                left <= g <= right for g in gutters):
           wa, wb = a[2] - a[0], b[2] - b[0]
           score = (lines[i].score * wa + lines[j].score * wb) / max(
               wa + wb, 1e-9)
@@ -300,6 +472,19 @@ def merge_fragments(lines: Sequence[DetectedLine],
       if merged:
         break
   return lines
+
+
+def merge_within_columns(lines: Sequence[DetectedLine],
+                         max_gap: float = WIDE_GAP,
+                         min_overlap: float = 0.6) -> list[DetectedLine]:
+  """`merge_fragments` up to `max_gap` line heights, but never across a
+  column gutter (`find_gutters` of the lines): a gap between words can be
+  as wide as a gutter (in line heights) but it is not where a gutter is.
+  A page without gutters is left as it is."""
+  gutters = find_gutters([line.box for line in lines])
+  if not gutters:
+    return list(lines)
+  return merge_fragments(lines, max_gap, min_overlap, gutters)
 
 
 def box_iou(a: Box, b: Box) -> float:

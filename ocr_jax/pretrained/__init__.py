@@ -116,10 +116,11 @@ MODELS: dict[str, PretrainedModel] = {
 # `pages.detector.LearnedDetector` file): configs/line_detector.py after
 # epoch 1 of 40 (250 steps of 4 pages, about 45 min on 2 shared cores;
 # epoch 2 found lines worse on validation pages and training was stopped),
-# with the map threshold 0.7 chosen on validation pages (seed 3). Written by
+# with the map threshold 0.8 chosen on validation pages (seed 3; 0.7 before
+# the post-processing of ocr_jax.pages.layout changed). Written by
 #   python -c "from ocr_jax.pages import detector; detector.export_run_folder(
 #       'runs/line_detector', 'ocr_jax/pretrained/line-detector.msgpack',
-#       epoch=1, threshold=0.7)"
+#       epoch=1, threshold=0.8)"
 DETECTOR_FILENAME = 'line-detector.msgpack'
 
 # Character LMs for CTC beam search (`--lm=NAME`), by name. khmer-lm.npz is
