@@ -9,6 +9,7 @@ from ocr_jax.data import degrade
 from ocr_jax.data import fonts
 from ocr_jax.data import synth_lines
 from ocr_jax.data import text_sampler
+from ocr_jax.data.datasets import khmer_digits
 from ocr_jax.text import charset
 from ocr_jax.text import khmer_normalizer
 
@@ -248,3 +249,45 @@ def test_fit_box_pads_to_the_aspect_and_keeps_the_ink():
   offsets = {np.flatnonzero(np.asarray(synth_lines.fit_box(
       mask.crop((2, 0, 4, 4)), 3.0, rng)).any(axis=0))[0] for _ in range(200)}
   assert offsets == set(range(11))
+
+
+def test_proto_look_has_the_prototype_canvas_and_is_pure():
+  # khmer_digits' canvas (kept as constants: importing it pulls in TFDS).
+  assert (synth_lines.PROTO_HEIGHT, synth_lines.PROTO_WIDTH) == (
+      khmer_digits.IMAGE_HEIGHT, khmer_digits.IMAGE_WIDTH)
+  face = fonts.families(False)['Khmer Mondulkiri'][0]
+  for seed in range(6):
+    clean = synth_lines._proto_image('០១២៣', face,
+                                     np.random.default_rng(seed), 'clean')
+    assert clean.shape == (64, 128, 3) and clean.dtype == np.uint8
+    again = synth_lines._proto_image('០១២៣', face,
+                                     np.random.default_rng(seed), 'clean')
+    np.testing.assert_array_equal(clean, again)
+    # 'scan' keeps a lower resolution: 0.35-0.9 of the canvas, 2:1.
+    scan = synth_lines._proto_image('០១២៣', face,
+                                    np.random.default_rng(seed), 'scan')
+    h, w = scan.shape[:2]
+    assert 22 <= h <= 58 and abs(w - 2 * h) <= 1, scan.shape
+
+
+def test_proto_look_only_in_the_train_mixture(digit_mixture):
+  # Clean prototype-look samples are exactly 64 x 128; other layouts come
+  # out that size only by chance. Share 0.3 x clean 0.55 of 80: about 13.
+  def protos(samples):
+    return [s for s in samples if s.image.shape == (64, 128, 3)]
+  found = protos(digit_mixture)
+  assert 5 <= len(found) <= 25, len(found)
+  assert all(s.tier == 'clean' for s in found)
+  index = next(i for i, s in enumerate(digit_mixture)
+               if s.image.shape == (64, 128, 3))
+  assert _same(synth_lines.make_sample(0, index, 'train', content='digits'),
+               digit_mixture[index])
+  # The same index in held-out fonts: same digits and look, another face.
+  held = synth_lines.make_sample(0, index, 'train', held_out_fonts=True,
+                                 content='digits')
+  assert held.image.shape == (64, 128, 3)
+  assert held.text == digit_mixture[index].text
+  assert held.family in fonts.HELD_OUT_FAMILIES
+  forced = [synth_lines.make_sample(0, i, 'train', tier='clean',
+                                    content='digits') for i in range(80)]
+  assert len(protos(forced)) <= 1

@@ -41,7 +41,12 @@ Content (`CONTENTS`):
           long one is small in a tall box. The digits and the tier come
           from a random stream of their own, so a digit sample is a pure
           function of (seed, index, split, tier) too, and text samples are
-          unchanged.
+          unchanged. In the train mixture (tier=None) a further share
+          (`DIGIT_PROTO_SHARE`) is drawn by the prototype's own renderer
+          (`render.render_text_and_alpha`: a fixed 64 x 128 canvas, its
+          backgrounds and colours, a third of them dark) in any training
+          face, then degraded as its tier (`_proto_image`); forced tiers
+          (the evaluation sets) never are.
 
 Crops vary from tight (the ink box plus a pixel or two) to loose (up to an
 em of paper on the sides); no ink is ever cut. Images are at most
@@ -76,6 +81,11 @@ DIGIT_LENGTH = (1, 8)
 # their share and the box's width / height.
 DIGIT_BOX_SHARE = 0.35
 DIGIT_BOX_ASPECT = (1.5, 3.0)
+# Share of the training digit strings (the mixture, tier=None) drawn in the
+# prototype's look (`_proto_image`), and its canvas: khmer_digits'
+# IMAGE_HEIGHT x IMAGE_WIDTH (not imported: that module pulls in TFDS).
+DIGIT_PROTO_SHARE = 0.3
+PROTO_HEIGHT, PROTO_WIDTH = 64, 128
 MAX_WIDTH = 2000
 LONG_LENGTH = (70, 140)
 SHORT_MAX_LENGTH = 70
@@ -323,6 +333,46 @@ def _scan_image(text, face, rng, box=None):
   return np.asarray(pil.convert('RGB'))
 
 
+def _proto_image(text, face, rng, tier):
+  """The prototype's khmer_digits look in any face, degraded as `tier`.
+
+  Drawn as khmer_digits' `make_example` draws (the string at 48 px, scaled
+  to fit a PROTO_HEIGHT x PROTO_WIDTH canvas at a random offset over a
+  procedural background), so the reader learns that layout and palette in
+  every face. 'clean': at most a faint blur, grain or JPEG. 'scan': left at
+  a lower resolution (0.35-0.9 of the canvas), then blur, noise, speckle,
+  bitonal thresholding and JPEG at random (as `_scan_image`).
+  """
+  image, _ = render.render_text_and_alpha(text, face.path, rng,
+                                          height=PROTO_HEIGHT,
+                                          width=PROTO_WIDTH)
+  pil = Image.fromarray(image)
+  if tier == 'clean':
+    if rng.random() < 0.2:
+      pil = degrade.blur(pil, rng.uniform(0.2, 0.6))
+    if rng.random() < 0.2:
+      pil = degrade.jpeg(pil, int(rng.integers(50, 95)))
+    return np.asarray(pil.convert('RGB'))
+  scale = rng.uniform(0.35, 0.9)
+  pil = degrade.resize(pil, int(round(PROTO_WIDTH * scale)),
+                       int(round(PROTO_HEIGHT * scale)), rng)
+  if rng.random() < 0.5:
+    pil = degrade.blur(pil, rng.uniform(0.2, 0.8) * scale)
+  image = np.asarray(pil, np.float32) * (1.0 / 255.0)
+  if rng.random() < 0.5:
+    image = degrade.gaussian_noise(image, rng, rng.uniform(0.01, 0.06))
+  if rng.random() < 0.2:
+    image = degrade.speckle(image, rng, rng.uniform(0.002, 0.01))
+  is_bitonal = rng.random() < 0.15
+  if is_bitonal:
+    image = degrade.bitonal(np.clip(image, 0.0, 1.0), rng,
+                            light_paper=float(np.median(image)) > 0.5)
+  pil = Image.fromarray(degrade.to_uint8(image))
+  if rng.random() < (0.15 if is_bitonal else 0.5):
+    pil = degrade.jpeg(pil, int(rng.integers(20, 80)))
+  return np.asarray(pil.convert('RGB'))
+
+
 def _rngs(seed: int, index: int, split: str, held_out_fonts: bool,
           tier: str | None, content: str):
   if seed < 0 or index < 0:
@@ -390,9 +440,17 @@ def make_sample(seed: int, index: int, split: str, *,
   """
   text_rng, image_rng = _rngs(seed, index, split, held_out_fonts, tier,
                               content)
+  # Only the train mixture draws the prototype's look: the forced-tier
+  # (evaluation) sets stay as they were.
+  proto = (content == 'digits' and tier is None
+           and text_rng.random() < DIGIT_PROTO_SHARE)
   text, tier = _text_and_tier(text_rng, split, tier, content)
   face = fonts.choose_face(image_rng, text, held_out=held_out_fonts,
                            family_weights=FAMILY_WEIGHTS)
+  if proto:
+    return LineSample(image=_proto_image(text, face, image_rng, tier),
+                      text=text, font=face.file, family=face.family,
+                      tier=tier)
   box = None
   if content == 'digits' and image_rng.random() < DIGIT_BOX_SHARE:
     box = image_rng.uniform(*DIGIT_BOX_ASPECT)
