@@ -91,12 +91,21 @@ class DetectedLine:
 # --- Deskew -------------------------------------------------------------------
 
 
-def ink_mask(gray: np.ndarray) -> np.ndarray:
-  """Dark pixels: below the midpoint of the page's 5th and 95th percentile."""
+def ink_level(gray: np.ndarray) -> float | None:
+  """The grey level below which a pixel is ink: the midpoint of the page's
+  5th and 95th percentile (None for a blank or nearly uniform page)."""
   low, high = np.percentile(gray, (5, 95))
-  if high - low < 32:  # Blank or nearly uniform: no ink.
+  if high - low < 32:
+    return None
+  return (low + high) / 2
+
+
+def ink_mask(gray: np.ndarray) -> np.ndarray:
+  """Dark pixels: below `ink_level`."""
+  level = ink_level(gray)
+  if level is None:
     return np.zeros(gray.shape, bool)
-  return gray < (low + high) / 2
+  return gray < level
 
 
 def estimate_skew(image: np.ndarray, *, max_angle: float = 5.0,
@@ -363,7 +372,7 @@ def fit_to_ink(image: np.ndarray, lines: Sequence[DetectedLine], *,
   The map's cells are a quarter of the scaled page's pixels, and a short
   line's core is a cell or two, so its box is coarse (and a faint line's
   is only its cells' box). A line narrower than `short` x its height takes
-  the bounding box of the ink (`ink_mask`'s threshold: rows and columns
+  the bounding box of the ink (`ink_level`: rows and columns
   with at least `min_pixels` dark pixels) within its box grown by `grow`
   (left and right, top and bottom) x its height; one with no ink there is
   dropped. A faint line is first centred in a box one line tall (the
@@ -391,11 +400,9 @@ def fit_to_ink(image: np.ndarray, lines: Sequence[DetectedLine], *,
     part = image[rows, cols].astype(np.float32)
     return part.mean(axis=2) if part.ndim == 3 else part
 
-  low, high = np.percentile(gray(slice(None, None, 4), slice(None, None, 4)),
-                            (5, 95))
-  if high - low < 32:  # No ink (as `ink_mask`).
+  dark = ink_level(gray(slice(None, None, 4), slice(None, None, 4)))
+  if dark is None:  # No ink.
     return fitted
-  dark = (low + high) / 2
   line_height = float(np.median([b.box[3] - b.box[1] for b in fitted])
                       ) if fitted else None
 

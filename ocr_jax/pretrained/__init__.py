@@ -168,18 +168,27 @@ def model_path(name: str) -> str:
   return path
 
 
-def detector_path() -> str:
-  """The shipped line detector file (OCR_JAX_PRETRAINED_DIR first)."""
-  candidates = [str(importlib.resources.files(__name__).joinpath(
-      DETECTOR_FILENAME))]
+def _installed_file(filename: str, what: str) -> str:
+  """A file shipped in this package (OCR_JAX_PRETRAINED_DIR first).
+
+  Raises:
+    FileNotFoundError: naming `what` and the places looked in.
+  """
+  candidates = [str(importlib.resources.files(__name__).joinpath(filename))]
   if os.environ.get(ENV_DIR):
-    candidates.insert(0, os.path.join(os.environ[ENV_DIR], DETECTOR_FILENAME))
+    candidates.insert(0, os.path.join(os.environ[ENV_DIR], filename))
   path = next((p for p in candidates if os.path.isfile(p)), None)
   if path is None:
     raise FileNotFoundError(
-        f'the line detector {DETECTOR_FILENAME} is not installed (looked in '
-        f'{", ".join(candidates)}); reinstall ocr_jax or set {ENV_DIR}')
+        f'{what} is not installed (looked in {", ".join(candidates)}); '
+        f'reinstall ocr_jax or set {ENV_DIR}')
   return path
+
+
+def detector_path() -> str:
+  """The shipped line detector file (OCR_JAX_PRETRAINED_DIR first)."""
+  return _installed_file(DETECTOR_FILENAME,
+                         f'the line detector {DETECTOR_FILENAME}')
 
 
 def lm_path(spec: str) -> str:
@@ -191,15 +200,7 @@ def lm_path(spec: str) -> str:
   if spec not in LANGUAGE_MODELS:
     return spec
   filename = LANGUAGE_MODELS[spec]
-  candidates = [str(importlib.resources.files(__name__).joinpath(filename))]
-  if os.environ.get(ENV_DIR):
-    candidates.insert(0, os.path.join(os.environ[ENV_DIR], filename))
-  path = next((p for p in candidates if os.path.isfile(p)), None)
-  if path is None:
-    raise FileNotFoundError(
-        f'the LM {spec!r} ({filename}) is not installed (looked in '
-        f'{", ".join(candidates)}); reinstall ocr_jax or set {ENV_DIR}')
-  return path
+  return _installed_file(filename, f'the LM {spec!r} ({filename})')
 
 
 def _sha256(path: str) -> str:
